@@ -1,0 +1,53 @@
+"""Names that podsup, the operator, the Helm chart and users all rely on.
+
+One module so the supervisor that exports a metric, the operator that builds
+the HPA reading it, the metrics API that serves it and the prometheus-adapter
+rules in the chart can never drift apart. This module imports nothing: the
+operator imports it without pulling in the supervisor.
+"""
+
+#: Prefix of every metric podsup exports.
+METRIC_PREFIX = "podsup_"
+
+# --- metrics the HPA reads (contract: DESIGN.md, README "Metrics") ---------
+#: Gauge, per pod: requests (``done`` reports) per second over a rolling window.
+#: Served to the HPA as a ``Pods`` metric of this name.
+METRIC_REQUESTS_PER_SECOND = "podsup_requests_per_second"
+#: Gauge, per pod: busy workers / running workers (0..1). ``Pods`` metric.
+METRIC_BUSY_RATIO = "podsup_busy_ratio"
+#: Gauge, per queue: backlog length. Served to the HPA as an ``External``
+#: metric of this name with an AverageValue target (never a Pods metric: a
+#: shared backlog must not be averaged over pods).
+METRIC_QUEUE_DEPTH = "podsup_queue_depth"
+#: Label of the External metric's selector naming the WorkerPool.
+EXTERNAL_SELECTOR_LABEL = "workerpool"
+
+# --- HTTP and control defaults --------------------------------------------
+DEFAULT_HTTP_PORT = 9090
+DEFAULT_HTTP = f"0.0.0.0:{DEFAULT_HTTP_PORT}"
+HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+#: Name of the container port that serves /metrics, /healthz and /readyz.
+METRICS_PORT_NAME = "podsup-metrics"
+
+# --- worker environment (the worker protocol) ------------------------------
+ENV_WORKER_ID = "PODSUP_WORKER_ID"
+ENV_WORKERS = "PODSUP_WORKERS"
+ENV_REPORT = "PODSUP_REPORT"
+
+# --- packaging: the standalone binary ---------------------------------------
+#: Where the operator image keeps the standalone podsup executable; the
+#: Deployment's init container copies it from here.
+IMAGE_BINARY_PATH = "/opt/podsup/bin/podsup"
+#: Mount point of the shared emptyDir in the worker pod; the worker container
+#: runs ``{SHARED_BIN_DIR}/podsup``.
+SHARED_BIN_DIR = "/podsup/bin"
+
+# --- Kubernetes ------------------------------------------------------------
+API_GROUP = "podsup.io"
+API_VERSION = "v1alpha1"
+KIND = "WorkerPool"
+PLURAL = "workerpools"
+#: Field manager of every server-side apply the operator makes.
+FIELD_MANAGER = "podsup-operator"
