@@ -51,3 +51,15 @@ KIND = "WorkerPool"
 PLURAL = "workerpools"
 #: Field manager of every server-side apply the operator makes.
 FIELD_MANAGER = "podsup-operator"
+#: Label on every pod (and child object) of a WorkerPool; the Deployment's
+#: selector and the metrics API's pod lookups use it. Prometheus relabels it to
+#: the series label ``workerpool`` (EXTERNAL_SELECTOR_LABEL).
+POOL_LABEL = "podsup.io/workerpool"
+
+# --- the operator's own ports ----------------------------------------------
+#: kopf liveness endpoint: http://0.0.0.0:OPERATOR_HEALTH_PORT/healthz
+OPERATOR_HEALTH_PORT = 8080
+#: the operator's own Prometheus metrics: http://0.0.0.0:OPERATOR_METRICS_PORT/metrics
+OPERATOR_METRICS_PORT = 8081
+#: HTTPS port of the aggregated external/custom metrics API the operator serves.
+METRICS_API_PORT = 6443
