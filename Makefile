@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: deps demo test
+.PHONY: deps demo test podsup-binary
 
 deps:
 	bash scripts/install-deps.sh
@@ -12,3 +12,7 @@ demo: deps
 
 test: deps
 	$(PYTHON) -m pytest -q
+
+# The standalone podsup executable (no Python needed where it runs) -> dist/podsup
+podsup-binary:
+	bash scripts/build-binary.sh
