@@ -1,0 +1,121 @@
+"""Reports from a Python worker to podsup (the worker side of the protocol).
+
+podsup gives each worker ``PODSUP_REPORT``, the path of a Unix datagram
+socket. Each report is one line in one datagram, sent with one ``sendto``::
+
+    from podsup import client
+    client.heartbeat()            # "I am alive" (arms --heartbeat-timeout)
+    with client.job():            # "busy", then "done <seconds>" at the end
+        handle(message)
+    client.queue("jobs", 42)      # a queue depth the worker can see
+
+Outside podsup (``PODSUP_REPORT`` unset) every call is a no-op, so the same
+worker code runs under a plain shell. Sending never raises and never blocks:
+if podsup is gone or its buffer is full the report is dropped — reports are
+hints for metrics and the watchdog, never worth stalling a job for.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from typing import Iterator
+
+from podsup.names import ENV_REPORT
+
+
+class Reporter:
+    """Sends reports to one socket path (``None``: every call is a no-op)."""
+
+    def __init__(self, path: str | None):
+        self.path = path or None
+        self._sock: socket.socket | None = None
+        self._pid = 0
+
+    def _socket(self) -> socket.socket:
+        # A forked child must not share its parent's socket object state.
+        if self._sock is None or self._pid != os.getpid():
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)
+            self._pid = os.getpid()
+        return self._sock
+
+    def send(self, line: str) -> bool:
+        """Send one report line; True if the datagram left."""
+        if self.path is None:
+            return False
+        try:
+            self._socket().sendto(line.encode("utf-8"), self.path)
+            return True
+        except OSError:
+            return False
+
+    def heartbeat(self) -> bool:
+        return self.send("heartbeat")
+
+    def busy(self) -> bool:
+        return self.send("busy")
+
+    def idle(self) -> bool:
+        return self.send("idle")
+
+    def done(self, seconds: float) -> bool:
+        if seconds < 0:
+            raise ValueError(f"done: seconds must be >= 0 (got {seconds})")
+        return self.send(f"done {seconds:.6f}")
+
+    def queue(self, name: str, depth: float) -> bool:
+        if not name or any(ch.isspace() for ch in name):
+            raise ValueError(f"queue: name must be non-empty without spaces (got {name!r})")
+        return self.send(f"queue {name} {depth:g}")
+
+    @contextlib.contextmanager
+    def job(self) -> Iterator[None]:
+        """``busy`` on entry, ``done <elapsed>`` on exit (also on an exception)."""
+        self.busy()
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.done(time.monotonic() - start)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+_default: Reporter | None = None
+
+
+def reporter() -> Reporter:
+    """The process-wide reporter, built from ``PODSUP_REPORT`` on first use."""
+    global _default
+    if _default is None or _default.path != (os.environ.get(ENV_REPORT) or None):
+        _default = Reporter(os.environ.get(ENV_REPORT))
+    return _default
+
+
+def heartbeat() -> bool:
+    return reporter().heartbeat()
+
+
+def busy() -> bool:
+    return reporter().busy()
+
+
+def idle() -> bool:
+    return reporter().idle()
+
+
+def done(seconds: float) -> bool:
+    return reporter().done(seconds)
+
+
+def queue(name: str, depth: float) -> bool:
+    return reporter().queue(name, depth)
+
+
+def job() -> contextlib.AbstractContextManager[None]:
+    return reporter().job()

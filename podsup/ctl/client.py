@@ -1,0 +1,43 @@
+"""One request/response round trip over the control socket.
+
+Every failure becomes a :class:`ControlError` whose message is one line naming
+the socket path, which the CLI prints as is.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from podsup.ctl import framing
+
+
+class ControlError(Exception):
+    """podsup could not be reached, or refused the request."""
+
+
+def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send ``message``, return the ``result`` of an ``ok`` answer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except FileNotFoundError:
+            raise ControlError(f"control socket {path}: no such file (is podsup running with --control {path}?)") from None
+        except ConnectionRefusedError:
+            raise ControlError(f"control socket {path}: connection refused (podsup is not running)") from None
+        except OSError as exc:
+            raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+        try:
+            framing.send_message(sock, message)
+            response = framing.recv_message(sock)
+        except socket.timeout:
+            raise ControlError(f"control socket {path}: no answer within {timeout:g}s") from None
+        except (OSError, framing.FramingError) as exc:
+            raise ControlError(f"control socket {path}: {exc}") from None
+    finally:
+        sock.close()
+    if not response.get("ok"):
+        raise ControlError(str(response.get("error", "request refused")))
+    result = response.get("result")
+    return result if isinstance(result, dict) else {}

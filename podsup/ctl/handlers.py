@@ -1,0 +1,105 @@
+"""What each control command does.
+
+Handlers never act on workers themselves: like the signal handlers, they turn a
+request into a command object (podsup.commands) and hand it to the master loop
+with ``Arbiter.submit``; the loop forks and kills. ``status`` only reads
+``Arbiter.snapshot()``.
+
+The arbiter is anything with ``submit(command) -> Future`` and
+``snapshot() -> PoolSnapshot``, so handlers are unit-tested against a fake.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import re
+from typing import Any, Callable, Protocol
+
+from podsup.commands import Drain, Reload, Scale
+from podsup.snapshot import PoolSnapshot
+
+#: How long a handler waits for the loop to accept a command.
+SUBMIT_TIMEOUT = 15.0
+
+_SCALE_RE = re.compile(r"^([+-]?)(\d+)$")
+
+
+class ArbiterLike(Protocol):
+    def submit(self, command: Any) -> concurrent.futures.Future: ...
+    def snapshot(self) -> PoolSnapshot: ...
+
+
+class CommandError(Exception):
+    """A request the handlers refuse; the message is the one-line reply."""
+
+
+def parse_scale(value: Any) -> Scale:
+    """``"3"`` → absolute 3, ``"+2"`` → delta +2, ``"-1"`` → delta -1."""
+    text = str(value).strip() if value is not None else ""
+    match = _SCALE_RE.match(text)
+    if not match:
+        raise CommandError(f"scale: value must be N, +K or -K (got {text!r})")
+    sign, digits = match.groups()
+    number = int(digits)
+    if sign == "+":
+        return Scale(delta=number)
+    if sign == "-":
+        return Scale(delta=-number)
+    return Scale(absolute=number)
+
+
+class Handlers:
+    """Dispatch of framed requests to the arbiter.
+
+    ``on_drain`` runs before the Drain command is submitted, so readiness goes
+    off at once, not at the loop's next turn. ``drain_budget`` (drain delay +
+    graceful timeout) is returned to ``drain --wait`` clients as their deadline.
+    """
+
+    def __init__(self, arbiter: ArbiterLike, on_drain: Callable[[], None] | None = None,
+                 drain_budget: float = 60.0, submit_timeout: float = SUBMIT_TIMEOUT):
+        self.arbiter = arbiter
+        self.on_drain = on_drain
+        self.drain_budget = drain_budget
+        self.submit_timeout = submit_timeout
+        self._table: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "status": self.status,
+            "scale": self.scale,
+            "reload": self.reload,
+            "drain": self.drain,
+        }
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one request; never raises (errors become ``ok: false``)."""
+        name = request.get("command")
+        handler = self._table.get(name) if isinstance(name, str) else None
+        if handler is None:
+            allowed = ", ".join(sorted(self._table))
+            return {"ok": False, "error": f"command: unknown {name!r}; allowed: {allowed}"}
+        try:
+            return {"ok": True, "result": handler(request)}
+        except CommandError as exc:
+            return {"ok": False, "error": str(exc)}
+        except concurrent.futures.TimeoutError:
+            return {"ok": False, "error": f"{name}: the master loop did not answer within {self.submit_timeout:g}s"}
+        except Exception as exc:  # noqa: BLE001 - the loop refused the command
+            return {"ok": False, "error": f"{name}: {exc}"}
+
+    def _submit(self, command: Any) -> dict[str, Any]:
+        result = self.arbiter.submit(command).result(timeout=self.submit_timeout)
+        return dict(result) if isinstance(result, dict) else {"result": result}
+
+    def status(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.arbiter.snapshot().to_json()
+
+    def scale(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._submit(parse_scale(request.get("value")))
+
+    def reload(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._submit(Reload())
+
+    def drain(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.on_drain is not None:
+            self.on_drain()
+        result = self._submit(Drain())
+        result.setdefault("budget", self.drain_budget)
+        return result

@@ -1,0 +1,76 @@
+"""podsup.client, the worker-side report helper, against a real datagram socket."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from podsup import client
+from podsup.names import ENV_REPORT
+from podsup.reports import parse_report
+
+
+@pytest.fixture
+def report_socket(tmp_path, monkeypatch):
+    path = str(tmp_path / "report.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    monkeypatch.setenv(ENV_REPORT, path)
+    yield sock
+    sock.close()
+
+
+def received(sock: socket.socket, count: int) -> list[bytes]:
+    return [sock.recv(4096) for _ in range(count)]
+
+
+def test_each_report_is_one_datagram_the_parser_accepts(report_socket):
+    assert client.heartbeat() and client.busy() and client.idle()
+    assert client.done(0.25) and client.queue("jobs", 12)
+    data = received(report_socket, 5)
+    assert data == [b"heartbeat", b"busy", b"idle", b"done 0.250000", b"queue jobs 12"]
+    kinds = [parse_report(d).kind for d in data]
+    assert kinds == ["heartbeat", "busy", "idle", "done", "queue"]
+    assert parse_report(data[3]).seconds == 0.25
+
+
+def test_job_context_sends_busy_then_done_even_on_error(report_socket):
+    with pytest.raises(RuntimeError):
+        with client.job():
+            raise RuntimeError("job failed")
+    busy, done = received(report_socket, 2)
+    assert busy == b"busy"
+    report = parse_report(done)
+    assert report.kind == "done" and 0 <= report.seconds < 5
+
+
+def test_noop_without_podsup(monkeypatch):
+    monkeypatch.delenv(ENV_REPORT, raising=False)
+    assert client.heartbeat() is False
+    with client.job():
+        pass
+
+
+def test_podsup_gone_never_raises(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_REPORT, str(tmp_path / "nobody.sock"))
+    assert client.busy() is False
+    assert client.done(1.0) is False
+
+
+def test_bad_arguments_are_refused_before_sending(report_socket):
+    with pytest.raises(ValueError, match="queue: name"):
+        client.queue("two words", 1)
+    with pytest.raises(ValueError, match="done: seconds"):
+        client.done(-1)
+
+
+def test_a_forked_child_gets_its_own_socket(report_socket):
+    client.heartbeat()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if client.busy() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert received(report_socket, 2) == [b"heartbeat", b"busy"]
