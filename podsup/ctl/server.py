@@ -107,3 +107,27 @@ class ControlServer:
             pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+from podsup.extensions import Extension  # noqa: E402
+
+
+class ControlExtension(Extension):
+    """The control socket for the pool's lifetime. It listens from attach on
+    (the arbiter exists then) and is removed when podsup exits."""
+
+    def __init__(self, path: str, on_drain=None, drain_budget: float = 60.0):
+        self.path = path
+        self.on_drain = on_drain
+        self.drain_budget = drain_budget
+        self.server: ControlServer | None = None
+        _remove_stale(path)  # refuse at start if another podsup listens here
+
+    def attach(self, arbiter) -> None:
+        handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget)
+        self.server = ControlServer(self.path, handlers)
+        self.server.start()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()

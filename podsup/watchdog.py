@@ -1,0 +1,218 @@
+"""The watchdog: soft failures of a worker that still runs (PHP-FPM's
+request_terminate_timeout, pm.max_requests, uWSGI's reload-on-rss ...).
+
+:func:`check` is the policy, a pure function over :class:`WorkerWatch` (what we
+know of one worker process) and :class:`Limits`. :class:`WatchdogExtension`
+is the thin part in the master loop: it keeps a WorkerWatch per process from
+spawn/exit/report hooks, measures RSS with psutil once per tick, and hands a
+``Recycle`` to the loop for each verdict — it never kills anything itself.
+
+Verdicts, in order of precedence:
+
+* ``timeout``   busy longer than --request-timeout        → kill and replace
+* ``heartbeat`` sent a heartbeat, then silent longer than
+                --heartbeat-timeout                        → kill and replace
+* ``rss``       worker + children above --max-rss          → replace gracefully
+* ``requests``  served --max-requests (+ per-process jitter) → replace gracefully
+* ``lifetime``  up longer than --max-lifetime              → replace gracefully
+
+"Replace gracefully" means Recycle(kill=False): the loop starts the replacement
+first and then stops the old worker with the stop signal, so capacity never dips.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from typing import Any, Callable
+
+from podsup.commands import Recycle
+
+log = logging.getLogger("podsup.watchdog")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_rss: int | None = None
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
+    max_lifetime: float | None = None
+    heartbeat_timeout: float | None = None
+    request_timeout: float | None = None
+    slow_request: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v for v in (self.max_rss, self.max_requests, self.max_lifetime, self.heartbeat_timeout,
+                               self.request_timeout, self.slow_request))
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Limits":
+        def get(name: str, default: Any = None) -> Any:
+            value = getattr(config, name, default)
+            return default if value in (None, 0) else value
+        return cls(max_rss=get("max_rss"), max_requests=get("max_requests"),
+                   max_requests_jitter=get("max_requests_jitter", 0) or 0,
+                   max_lifetime=get("max_lifetime"), heartbeat_timeout=get("heartbeat_timeout"),
+                   request_timeout=get("request_timeout"), slow_request=get("slow_request"))
+
+
+@dataclasses.dataclass
+class WorkerWatch:
+    """What the watchdog knows of one worker process (times are monotonic)."""
+
+    slot: int
+    pid: int
+    started: float
+    request_limit: int | None = None   #: --max-requests plus this process's jitter
+    requests: int = 0
+    last_heard: float | None = None    #: None until the first heartbeat arms the check
+    busy_since: float | None = None
+    rss_bytes: int = 0
+    recycled: bool = False             #: a Recycle was submitted; never send two
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    slot: int
+    pid: int
+    reason: str
+    kill: bool
+    detail: str
+
+
+def request_limit(limits: Limits, rng: random.Random) -> int | None:
+    """--max-requests plus a random 0..jitter, drawn once per process so a pool
+    started together does not recycle all at once (gunicorn's max_requests_jitter)."""
+    if not limits.max_requests:
+        return None
+    jitter = rng.randint(0, limits.max_requests_jitter) if limits.max_requests_jitter > 0 else 0
+    return limits.max_requests + jitter
+
+
+def check(watch: WorkerWatch, limits: Limits, now: float) -> Verdict | None:
+    """The verdict for one worker, or None if it is fine."""
+    if watch.recycled:
+        return None
+    def verdict(reason: str, kill: bool, detail: str) -> Verdict:
+        return Verdict(watch.slot, watch.pid, reason, kill, detail)
+    if limits.request_timeout and watch.busy_since is not None:
+        busy = now - watch.busy_since
+        if busy > limits.request_timeout:
+            return verdict("timeout", True, f"busy for {busy:.1f}s > --request-timeout {limits.request_timeout:g}s")
+    if limits.heartbeat_timeout and watch.last_heard is not None:
+        silent = now - watch.last_heard
+        if silent > limits.heartbeat_timeout:
+            return verdict("heartbeat", True,
+                           f"silent for {silent:.1f}s > --heartbeat-timeout {limits.heartbeat_timeout:g}s")
+    if limits.max_rss and watch.rss_bytes > limits.max_rss:
+        return verdict("rss", False, f"rss {watch.rss_bytes} bytes > --max-rss {limits.max_rss}")
+    if watch.request_limit is not None and watch.requests >= watch.request_limit:
+        return verdict("requests", False, f"served {watch.requests} requests >= limit {watch.request_limit}")
+    if limits.max_lifetime and now - watch.started > limits.max_lifetime:
+        return verdict("lifetime", False,
+                       f"up {now - watch.started:.1f}s > --max-lifetime {limits.max_lifetime:g}s")
+    return None
+
+
+def report_fields(report: Any) -> tuple[str, Any]:
+    """(kind, value) of a parsed worker report."""
+    return report.kind, getattr(report, "seconds", None)
+
+
+def is_slow(seconds: float, limits: Limits) -> bool:
+    return bool(limits.slow_request) and seconds >= limits.slow_request  # type: ignore[operator]
+
+
+def tree_rss(pid: int) -> int | None:
+    """RSS of a process and all its descendants (None if it is gone)."""
+    import psutil
+    try:
+        proc = psutil.Process(pid)
+        total = proc.memory_info().rss
+        children = proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    for child in children:
+        try:
+            total += child.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return total
+
+
+from podsup.extensions import Extension  # noqa: E402  (after the pure part on purpose)
+
+
+class WatchdogExtension(Extension):
+    """Feeds WorkerWatch records from the loop's hooks and submits Recycles."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None, on_slow: Callable[[], None] | None = None):
+        self.limits = limits
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.on_slow = on_slow
+        self.watches: dict[int, WorkerWatch] = {}
+        self.arbiter: Any = None
+
+    def attach(self, arbiter: Any) -> None:
+        self.arbiter = arbiter
+
+    def on_spawn(self, slot: int, pid: int) -> None:
+        self.watches[pid] = WorkerWatch(slot=slot, pid=pid, started=self.clock(),
+                                        request_limit=request_limit(self.limits, self.rng))
+
+    def on_exit(self, slot: int, pid: int, description: Any) -> None:
+        self.watches.pop(pid, None)
+
+    def on_report(self, slot: int, pid: int, report: Any) -> None:
+        watch = self._watch_for(slot, pid)
+        if watch is None:
+            return
+        now = self.clock()
+        kind, value = report_fields(report)
+        if kind == "heartbeat" or watch.last_heard is not None:
+            watch.last_heard = now
+        if kind == "busy":
+            watch.busy_since = now
+        elif kind in ("idle", "done"):
+            watch.busy_since = None
+        if kind == "done":
+            watch.requests += 1
+            seconds = float(value or 0.0)
+            if is_slow(seconds, self.limits):
+                log.warning("slow request: slot=%d pid=%d duration=%.3fs (--slow-request %gs)",
+                            slot, pid, seconds, self.limits.slow_request)
+                if self.on_slow is not None:
+                    self.on_slow()
+
+    def _watch_for(self, slot: int, pid: int) -> WorkerWatch | None:
+        """The record of the reporting process; a report sent by a helper child
+        (a shell worker's ``socat``) counts for the slot's newest worker."""
+        watch = self.watches.get(pid)
+        if watch is None:
+            in_slot = [w for w in self.watches.values() if w.slot == slot]
+            watch = max(in_slot, key=lambda w: w.started) if in_slot else None
+        return watch
+
+    def tick(self, now: float) -> None:
+        if self.arbiter is None:
+            return
+        mono = self.clock()
+        for watch in list(self.watches.values()):
+            if watch.recycled:
+                continue
+            if self.limits.max_rss:
+                rss = tree_rss(watch.pid)
+                if rss is None:
+                    continue
+                watch.rss_bytes = rss
+            verdict = check(watch, self.limits, mono)
+            if verdict is None:
+                continue
+            watch.recycled = True
+            log.warning("watchdog: recycling slot=%d pid=%d reason=%s: %s",
+                        verdict.slot, verdict.pid, verdict.reason, verdict.detail)
+            self.arbiter.submit(Recycle(slot=verdict.slot, reason=verdict.reason, kill=verdict.kill))

@@ -1,0 +1,120 @@
+"""podsup's metric families from snapshots and reports; exposition by
+prometheus-client, linted by the real promtool."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from podsup import metrics, names
+from podsup.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.states import PoolState, WorkerState
+
+
+def worker(slot: int, state: WorkerState | None, pid: int | None = 100) -> WorkerSnapshot:
+    return WorkerSnapshot(id=slot, pid=pid if state else None, state=state, started_at=1.0, uptime=5.0,
+                          rss_bytes=1000 + slot, cpu_percent=50.0, requests=3, qps=0.5, restarts=1,
+                          last_exit=None)
+
+
+def snap(**over) -> PoolSnapshot:
+    data = dict(version="0.1.0", started_at=1700000000.0, uptime=5.0, state=PoolState.RUNNING, desired=4,
+                running=3, ready=True, healthy=True, draining=False, crash_loop=False,
+                exits={"exit 1": 2, "signal SIGKILL": 1}, restarts={"rss": 1},
+                workers=(worker(0, WorkerState.BUSY), worker(1, WorkerState.IDLE), worker(2, WorkerState.STARTING),
+                         worker(3, None)), queues={"reported": 7.0})
+    data.update(over)
+    return PoolSnapshot(**data)
+
+
+def samples(registry) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_rolling_rate_window():
+    rate = metrics.RollingRate(window=10, start=0.0)
+    for t in range(20):
+        rate.add(float(t) + 0.5, 2)
+    assert rate.rate(19.9) == pytest.approx(20 / 10)       # only the last 10 one-second buckets count
+    assert rate.rate(40.0) == 0.0                           # all expired
+
+
+def test_rolling_rate_young_pod_divides_by_elapsed_time():
+    rate = metrics.RollingRate(window=30, start=100.0)
+    for _ in range(10):
+        rate.add(101.0)
+    assert rate.rate(102.0) == pytest.approx(10 / 2)
+    assert rate.rate(100.2) == pytest.approx(10 / 1)        # at least one second
+
+
+def test_busy_ratio_counts_running_workers_only():
+    assert metrics.busy_ratio(snap()) == pytest.approx(1 / 3)
+    assert metrics.busy_ratio(snap(workers=())) == 0.0
+    stopping = snap(workers=(worker(0, WorkerState.BUSY), worker(1, WorkerState.STOPPING)))
+    assert metrics.busy_ratio(stopping) == 1.0
+
+
+def test_pool_families_from_a_snapshot():
+    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (12.0, True), "gone": (None, False)})
+    got = samples(registry)
+    assert got[("podsup_workers", (("state", "busy"),))] == 1
+    assert got[("podsup_workers", (("state", "stopping"),))] == 0
+    assert got[("podsup_workers_desired", ())] == 4
+    assert got[("podsup_worker_restarts_total", (("reason", "rss"),))] == 1
+    assert got[("podsup_worker_restarts_total", (("reason", "heartbeat"),))] == 0  # every reason is present
+    assert got[("podsup_worker_exits_total", (("code", "1"), ("kind", "exit")))] == 2
+    assert got[("podsup_worker_exits_total", (("code", "SIGKILL"), ("kind", "signal")))] == 1
+    assert got[("podsup_worker_rss_bytes", (("worker", "2"),))] == 1002
+    assert ("podsup_worker_rss_bytes", (("worker", "3"),)) not in got        # an empty slot has no process
+    assert got[("podsup_worker_cpu_ratio", (("worker", "0"),))] == 0.5
+    assert got[(names.METRIC_BUSY_RATIO, ())] == pytest.approx(1 / 3)
+    assert got[(names.METRIC_QUEUE_DEPTH, (("queue", "jobs"),))] == 12
+    assert got[(names.METRIC_QUEUE_DEPTH, (("queue", "reported"),))] == 7      # from a worker's queue report
+    assert (names.METRIC_QUEUE_DEPTH, (("queue", "gone"),)) not in got        # broker down: series absent
+    assert got[("podsup_queue_up", (("queue", "gone"),))] == 0
+    assert got[("podsup_queue_up", (("queue", "jobs"),))] == 1
+    assert ("podsup_queue_up", (("queue", "reported"),)) not in got
+    assert got[("podsup_draining", ())] == 0 and got[("podsup_crash_loop", ())] == 0
+
+
+def test_snapshot_is_taken_at_every_scrape():
+    state = {"snap": snap()}
+    registry, _ = metrics.build_registry(lambda: state["snap"])
+    assert samples(registry)[("podsup_draining", ())] == 0
+    state["snap"] = snap(draining=True, crash_loop=True)
+    got = samples(registry)
+    assert got[("podsup_draining", ())] == 1 and got[("podsup_crash_loop", ())] == 1
+
+
+def test_report_stats_feed_counter_histogram_and_rate():
+    clock = {"t": 1000.0}
+    registry, stats = metrics.build_registry(lambda: snap())
+    stats.clock = lambda: clock["t"]
+    stats._rate = metrics.RollingRate(window=30, start=990.0)
+    for seconds in (0.002, 0.3, 0.3, 42.0):
+        stats.done(seconds)
+    stats.malformed.inc(3)
+    got = samples(registry)
+    assert got[("podsup_requests_total", ())] == 4
+    assert got[("podsup_request_duration_seconds_count", ())] == 4
+    assert got[("podsup_request_duration_seconds_bucket", (("le", "0.005"),))] == 1
+    assert got[("podsup_request_duration_seconds_bucket", (("le", "0.5"),))] == 3
+    assert got[("podsup_request_duration_seconds_bucket", (("le", "60.0"),))] == 4
+    assert got[("podsup_reports_malformed_total", ())] == 3
+    assert got[(names.METRIC_REQUESTS_PER_SECOND, ())] == pytest.approx(4 / 10)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_promtool_check_metrics_passes():
+    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)})
+    stats.done(0.1)
+    text = generate_latest(registry)
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()

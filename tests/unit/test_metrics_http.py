@@ -1,0 +1,96 @@
+"""Health policy (pure) and the HTTP server over a real socket."""
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+from podsup import http as podsup_http
+from podsup import metrics
+from podsup.http import HealthState, HttpServer, liveness, readiness
+from podsup.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.states import PoolState, WorkerState
+
+
+def snap(states, desired=None, draining=False, crash_loop=False) -> PoolSnapshot:
+    workers = tuple(WorkerSnapshot(id=i, pid=100 + i, state=s, started_at=0.0, uptime=1.0, rss_bytes=1,
+                                   cpu_percent=0.0, requests=0, qps=0.0, restarts=0, last_exit=None)
+                    for i, s in enumerate(states))
+    return PoolSnapshot(version="t", started_at=0.0, uptime=1.0, state=PoolState.RUNNING,
+                        desired=len(states) if desired is None else desired, running=len(states), ready=True,
+                        healthy=True, draining=draining, crash_loop=crash_loop, exits={}, restarts={},
+                        workers=workers)
+
+
+def test_liveness():
+    assert liveness(0.5, False) == (True, "ok")
+    assert liveness(None, False)[0] is False
+    ok, reason = liveness(7.0, False, stale_after=5.0)
+    assert not ok and "stuck: no tick for 7.0s" in reason
+    assert liveness(0.1, True) == (False, "crash loop: workers exit faster than --crashloop-threshold allows")
+
+
+def test_readiness():
+    up = [WorkerState.IDLE, WorkerState.BUSY]
+    assert readiness(snap(up), 2, False)[0] is True
+    assert readiness(snap(up + [WorkerState.STARTING]), 3, False) == (False, "2 of 3 required workers ready")
+    assert readiness(snap(up + [WorkerState.STARTING]), 2, False)[0] is True        # --min-ready 2
+    assert readiness(snap(up), 2, True) == (False, "draining")                      # drain requested
+    assert readiness(snap(up, draining=True), 2, False) == (False, "draining")      # SIGTERM drain
+    assert readiness(snap(up, crash_loop=True), 0, False) == (False, "crash loop")
+    assert readiness(None, 0, False)[0] is False
+
+
+def test_health_state_goes_stale_without_ticks():
+    now = {"t": 0.0}
+    health = HealthState(clock=lambda: now["t"], stale_after=3.0)
+    assert not health.healthz()[0]
+    health.mark_tick(snap([WorkerState.IDLE]))
+    now["t"] = 2.0
+    assert health.healthz()[0] and health.readyz()[0]
+    now["t"] = 4.0
+    assert "stuck" in health.healthz()[1]
+    health.set_draining()
+    assert health.readyz() == (False, "draining") and health.draining
+
+
+def get(url: str) -> tuple[int, str, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), dict(err.headers)
+
+
+@pytest.fixture
+def served():
+    state = {"snap": snap([WorkerState.IDLE, WorkerState.STARTING])}
+    registry, _ = metrics.build_registry(lambda: state["snap"])
+    health = HealthState(needed=lambda desired: desired)
+    server = HttpServer(("127.0.0.1", 0), registry, health)
+    server.start()
+    yield f"http://127.0.0.1:{server.port}", state, health
+    server.close()
+
+
+def test_endpoints(served):
+    base, state, health = served
+    assert get(base + "/healthz")[0] == 503          # no tick yet
+    health.mark_tick(state["snap"])
+    assert get(base + "/healthz")[:2] == (200, "ok\n")
+    assert get(base + "/readyz")[:2] == (503, "1 of 2 required workers ready\n")
+    health.mark_tick(snap([WorkerState.IDLE, WorkerState.BUSY]))
+    assert get(base + "/readyz")[0] == 200
+    status, body, headers = get(base + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'podsup_workers{state="starting"} 1.0' in body
+    assert get(base + "/nope")[0] == 404
+
+
+def test_broken_collector_gives_500_and_server_survives(served):
+    base, state, health = served
+    state["snap"] = None  # the collector raises on it
+    assert get(base + "/metrics")[0] == 500
+    health.mark_tick(snap([WorkerState.IDLE]))
+    assert get(base + "/healthz")[0] == 200
