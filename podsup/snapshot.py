@@ -27,6 +27,7 @@ class WorkerSnapshot:
     restarts: int                #: respawns of this slot since podsup started
     last_exit: str | None        #: e.g. "exit 1", "signal SIGKILL", "oom"
     busy_since: float | None = None  #: wall-clock of the last ``busy`` report
+    last_heartbeat: float | None = None  #: wall-clock of the last report of any kind
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -51,6 +52,7 @@ class PoolSnapshot:
     workers: tuple[WorkerSnapshot, ...]
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     queues: dict[str, float] = dataclasses.field(default_factory=dict)
+    malformed_reports: int = 0   #: report datagrams that were not protocol lines
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,0 +1,90 @@
+"""``podsup`` command line: a table of subcommands, each ``func(argv) -> exit code``.
+
+``run`` lives here; the control subcommands (status, scale, reload, drain)
+are added to :data:`SUBCOMMANDS` by the control-socket work (podsup.ctl).
+Entries are ``"module:function"`` strings imported on use, so ``podsup run``
+never imports what it does not need.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable, Sequence
+
+import podsup
+from podsup import config as config_mod
+
+#: name -> ("module:function", one-line help). Add subcommands here.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("podsup.cli:run", "supervise N workers of COMMAND"),
+    # issue 3 (podsup.ctl.cli_commands): status, scale, reload, drain
+}
+
+
+def _usage() -> str:
+    lines = [f"usage: podsup {{{','.join(SUBCOMMANDS)}}} ...", "", "subcommands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_target, help_) in SUBCOMMANDS.items()]
+    lines.append("\nrun 'podsup SUBCOMMAND --help' for its options")
+    return "\n".join(lines)
+
+
+def _resolve(target: str) -> Callable[[list[str]], int]:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else config_mod.EXIT_USAGE
+    if args[0] == "--version":
+        print(f"podsup {podsup.__version__}")
+        return 0
+    entry = SUBCOMMANDS.get(args[0])
+    if entry is None:
+        print(f"podsup: unknown subcommand {args[0]!r} (allowed: {', '.join(SUBCOMMANDS)})", file=sys.stderr)
+        return config_mod.EXIT_USAGE
+    return _resolve(entry[0])(args[1:])
+
+
+def load_preload(spec: str) -> Callable[[], object]:
+    """Import MODULE of ``MODULE:FUNC`` (once, in the master) and return FUNC."""
+    module_name, _, func_name = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like gunicorn: the app is found from where podsup runs
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
+        raise config_mod.ConfigError(
+            f"podsup run: invalid --preload {spec!r}: cannot import {module_name!r}: "
+            f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise config_mod.ConfigError(
+            f"podsup run: invalid --preload {spec!r}: module {module_name!r} has no callable {func_name!r}")
+    return func
+
+
+def run(argv: list[str]) -> int:
+    """``podsup run [options] -- COMMAND [ARGS...]``."""
+    from podsup import spawn
+    from podsup.arbiter import Arbiter
+    from podsup.extensions import build_extensions
+
+    if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else len(argv)]):
+        config_mod.build_parser().print_help()
+        return 0
+    try:
+        config = config_mod.load(argv)
+        preload = load_preload(config.preload) if config.preload else None
+        keep_fds = spawn.open_fds() if preload else frozenset()
+        extensions = build_extensions(config)
+    except config_mod.ConfigError as exc:
+        return config_mod.print_error(exc)
+    arbiter = Arbiter(config, extensions=extensions, preload=preload, keep_fds=keep_fds)
+    try:
+        return arbiter.run()
+    except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled by the loop
+        return 1

@@ -1,0 +1,113 @@
+"""Pure decisions of the master loop: respawn backoff, crash storm, job mode.
+
+Plain functions over plain numbers so each rule is unit-tested on its own;
+the loop (podsup.arbiter) only feeds them what happened and obeys.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections import deque
+from typing import Iterable
+
+#: First non-immediate respawn delay; doubles per consecutive failure.
+BACKOFF_BASE = 0.1
+#: A worker that stayed up this long was healthy: its slot's backoff resets.
+STABLE_UPTIME = 5.0
+#: In a crash storm no slot is respawned faster than this, whatever
+#: --backoff-max says, so a storm can never turn into a busy spin.
+CRASHLOOP_MIN_DELAY = 1.0
+#: A worker that sent no report is considered started after this long.
+STARTUP_PERIOD = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RespawnPlan:
+    delay: float       #: seconds to wait before the replacement is started
+    failures: int      #: the slot's consecutive-failure count after this exit
+
+
+def plan_respawn(failures: int, uptime: float, backoff_max: float, crash_loop: bool,
+                 stable_uptime: float = STABLE_UPTIME) -> RespawnPlan:
+    """Delay before refilling a slot whose worker just exited abnormally.
+
+    ``failures`` counts the slot's consecutive short-lived workers. A worker
+    that stayed up ``stable_uptime`` resets it, so the first respawn after a
+    healthy run is immediate; then 0.1 s, 0.2 s, 0.4 s ... up to
+    ``backoff_max``. In a crash storm the delay is at least
+    ``CRASHLOOP_MIN_DELAY``.
+    """
+    if uptime >= stable_uptime:
+        failures = 0
+    delay = backoff_delay(failures, backoff_max)
+    if crash_loop:
+        delay = max(delay, CRASHLOOP_MIN_DELAY)
+    return RespawnPlan(delay=delay, failures=failures + 1)
+
+
+def backoff_delay(failures: int, backoff_max: float) -> float:
+    """0 for the first failure, then BACKOFF_BASE doubling, capped."""
+    if failures <= 0:
+        return 0.0
+    # cap the exponent: 2**64 would only overflow float maths for nothing
+    return min(backoff_max, BACKOFF_BASE * 2 ** min(failures - 1, 60))
+
+
+def is_done(code: int | None, normal_exit_codes: Iterable[int]) -> bool:
+    """Job mode: a worker exiting with a normal code has finished for good."""
+    return code is not None and code in normal_exit_codes
+
+
+class CrashWindow:
+    """Abnormal exits within the trailing ``interval`` seconds.
+
+    ``threshold`` 0 disables crash-storm detection (PHP-FPM's
+    emergency_restart_threshold = 0).
+    """
+
+    def __init__(self, threshold: int, interval: float) -> None:
+        self.threshold = threshold
+        self.interval = interval
+        self.times: deque[float] = deque()
+
+    def record(self, now: float) -> None:
+        self.times.append(now)
+        self.prune(now)
+
+    def prune(self, now: float) -> None:
+        while self.times and self.times[0] <= now - self.interval:
+            self.times.popleft()
+
+    def in_crash_loop(self, now: float) -> bool:
+        self.prune(now)
+        return crash_storm(len(self.times), self.threshold)
+
+    def clears_at(self) -> float | None:
+        """When the oldest exit leaves the window (a timer for the loop)."""
+        return self.times[0] + self.interval if self.times else None
+
+
+def crash_storm(exits_in_window: int, threshold: int) -> bool:
+    """More than ``threshold`` exits in the window is a crash storm."""
+    return threshold > 0 and exits_in_window > threshold
+
+
+def describe_exit(code: int | None, sig: int | None, oom: bool = False) -> str:
+    """'exit 3', 'signal SIGKILL' or 'oom' (keys of the exits-by counters)."""
+    if oom:
+        return "oom"
+    if sig is not None:
+        return f"signal {signal_name(sig)}"
+    return f"exit {code}"
+
+
+def restart_reason(code: int | None, sig: int | None) -> str:
+    """Reason label of a respawn after an unrequested exit."""
+    return "signal" if sig is not None else "exit"
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"SIG{sig}"

@@ -1,0 +1,133 @@
+"""The worker report channel: a Unix datagram socket, one line per datagram.
+
+Workers find its path in ``PODSUP_REPORT`` and may send ``heartbeat``,
+``busy``, ``idle``, ``done <seconds>`` (``done`` alone is accepted: duration
+unknown) or ``queue <name> <depth>``. The sender is identified by the kernel
+(SO_PASSCRED / SCM_CREDENTIALS), not by anything it writes, so a worker
+cannot speak for another. Parsing is a pure function; a malformed datagram
+is counted by the loop and otherwise ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import socket
+import struct
+import tempfile
+from collections import deque
+
+KINDS = ("heartbeat", "busy", "idle", "done", "queue")
+MAX_DATAGRAM = 4096
+_CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+class MalformedReport(ValueError):
+    """Not one of the report lines of the protocol."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    kind: str                       #: one of KINDS
+    seconds: float | None = None    #: ``done``: the request's duration
+    queue: str | None = None        #: ``queue``: the queue's name
+    depth: float | None = None      #: ``queue``: its backlog
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise MalformedReport(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise MalformedReport(f"not a number >= 0: {text!r}")
+    return value
+
+
+def parse_report(data: bytes) -> Report:
+    """One datagram -> a :class:`Report`, or :class:`MalformedReport`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedReport("not UTF-8") from None
+    parts = text.strip().split()
+    if not parts or parts[0] not in KINDS:
+        raise MalformedReport(f"unknown report {text[:40]!r}")
+    kind, args = parts[0], parts[1:]
+    if kind in ("heartbeat", "busy", "idle") and not args:
+        return Report(kind)
+    if kind == "done" and len(args) <= 1:
+        return Report(kind, seconds=_number(args[0]) if args else None)
+    if kind == "queue" and len(args) == 2:
+        return Report(kind, queue=args[0], depth=_number(args[1]))
+    raise MalformedReport(f"bad arguments for {kind!r}: {text[:40]!r}")
+
+
+class RollingRate:
+    """Events per second over the trailing ``window`` seconds (rolling QPS)."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self.times: deque[float] = deque()
+
+    def add(self, now: float) -> None:
+        self.times.append(now)
+        self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        while self.times and self.times[0] <= now - self.window:
+            self.times.popleft()
+
+    def rate(self, now: float, age: float | None = None) -> float:
+        """Rate over the window, or over ``age`` if the source is younger."""
+        self._prune(now)
+        span = self.window if age is None else max(min(self.window, age), 1.0)
+        return len(self.times) / span
+
+
+class ReportSocket:
+    """The bound datagram socket in a private temporary directory."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = directory or tempfile.mkdtemp(prefix="podsup-")
+        os.chmod(self.directory, 0o755)  # workers may run as another user
+        self.path = os.path.join(self.directory, "report.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive(self, limit: int = 10000) -> list[tuple[int | None, bytes]]:
+        """Every pending datagram as (sender pid or None, data)."""
+        received = []
+        for _ in range(limit):
+            try:
+                data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(_CREDS.size))
+            except (BlockingIOError, InterruptedError):
+                break
+            pid = None
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= _CREDS.size:
+                    pid = _CREDS.unpack(payload[:_CREDS.size])[0]
+            received.append((pid, data))
+        return received
+
+    def close(self) -> None:
+        self.sock.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def send(path: str, line: str) -> bool:
+    """Send one report without ever blocking the worker (False if dropped)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(line.encode("utf-8"), socket.MSG_DONTWAIT, path)
+            return True
+        except OSError:
+            return False
