@@ -1,0 +1,376 @@
+"""The metrics API over real HTTPS: certificates generated with cryptography,
+front-proxy and bearer-token callers, discovery, values from a real
+redis-server and real /metrics endpoints, and every refusal."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+
+import aiohttp
+import pytest
+import yarl
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from podsup import names
+from podsup_operator.metrics_api.auth import Authenticator, RequestHeaderConfig, User
+from podsup_operator.metrics_api.authz import Authorizer
+from podsup_operator.metrics_api.provider import MetricsProvider
+from podsup_operator.metrics_api.server import MetricsAPI, tls_context
+from podsup_operator.metrics_api.sources.pods import PodScraper
+from podsup_operator.metrics_api.sources.queue import QueueProbe, QueueRegistry, broker_url
+
+from .helpers import (FRONT_PROXY_CN, HPA_USER, FakeAccessReview, FakePods, FakeTokenReview, free_port,
+                       pod)
+
+NS = "shop"
+EXT = "/apis/external.metrics.k8s.io/v1beta1"
+CUS = "/apis/custom.metrics.k8s.io/v1beta2"
+HPA_HEADERS = {"X-Remote-User": HPA_USER}
+
+
+class Harness:
+    def __init__(self, pki, port):
+        self.pki = pki
+        self.port = port
+        self.tokens = FakeTokenReview({
+            "hpa-token": User(HPA_USER, ("system:serviceaccounts", "system:authenticated")),
+            "bob-token": User("bob", ("system:authenticated",)),
+        })
+        self.sar = FakeAccessReview()
+        self.sar.resource_rules[HPA_USER] = {("external.metrics.k8s.io", "list"),
+                                             ("custom.metrics.k8s.io", "get")}
+        self.pods = FakePods()
+        self.queues = QueueRegistry()
+        self.provider = MetricsProvider(self.queues, self.pods, PodScraper(timeout=1.0, ttl=0.0))
+        config = RequestHeaderConfig(client_ca_pem=pki.front_proxy_ca.cert_pem.decode(),
+                                     allowed_names=(FRONT_PROXY_CN,))
+        self.api = MetricsAPI(Authenticator(config, self.tokens), Authorizer(self.sar), self.provider)
+
+    def client_ctx(self, cert: str | None = "front_proxy") -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=self.pki.serving_ca.cert_pem.decode())
+        if cert:
+            ctx.load_cert_chain(*self.pki.paths[cert])
+        return ctx
+
+    async def get(self, path: str, cert: str | None = "front_proxy", headers: dict | None = None,
+                  method: str = "GET") -> tuple[int, dict]:
+        url = yarl.URL(f"https://127.0.0.1:{self.port}{path}", encoded=True)
+        async with aiohttp.ClientSession() as s:
+            async with s.request(method, url, ssl=self.client_ctx(cert), headers=headers or {}) as r:
+                return r.status, await r.json(content_type=None)
+
+
+@pytest.fixture
+async def api(pki):
+    h = Harness(pki, 0)
+    ctx = tls_context(*pki.paths["serving"], client_ca_pem=pki.front_proxy_ca.cert_pem.decode())
+    h.port = await h.api.start("127.0.0.1", 0, ctx)
+    try:
+        yield h
+    finally:
+        await h.api.stop()
+
+
+def assert_status(body: dict, code: int, reason: str):
+    assert body["kind"] == "Status" and body["status"] == "Failure"
+    assert body["code"] == code and body["reason"] == reason, body
+    assert "items" not in body
+
+
+# --- discovery -------------------------------------------------------------
+
+async def test_discovery_lists_both_group_versions_for_a_front_proxy_user_without_groups(api):
+    status, body = await api.get(EXT, headers={"X-Remote-User": "system:kube-aggregator"})
+    assert status == 200
+    assert body["kind"] == "APIResourceList" and body["groupVersion"] == "external.metrics.k8s.io/v1beta1"
+    assert [r["name"] for r in body["resources"]] == [names.METRIC_QUEUE_DEPTH]
+    assert body["resources"][0]["kind"] == "ExternalMetricValueList" and body["resources"][0]["namespaced"]
+    status, body = await api.get(CUS, headers={"X-Remote-User": "system:kube-aggregator"})
+    assert status == 200 and body["groupVersion"] == "custom.metrics.k8s.io/v1beta2"
+    assert {r["name"] for r in body["resources"]} == {f"pods/{names.METRIC_REQUESTS_PER_SECOND}",
+                                                      f"pods/{names.METRIC_BUSY_RATIO}"}
+    # The aggregator sends no X-Remote-Group: the SAR still carries system:authenticated.
+    user, attrs = api.sar.reviews[0]
+    assert "system:authenticated" in user.groups
+    assert attrs == {"nonResourceAttributes": {"path": EXT, "verb": "get"}}
+
+
+async def test_group_documents_and_group_list(api):
+    status, body = await api.get("/apis/custom.metrics.k8s.io", headers=HPA_HEADERS)
+    assert status == 200 and body["kind"] == "APIGroup"
+    assert body["preferredVersion"] == {"groupVersion": "custom.metrics.k8s.io/v1beta2", "version": "v1beta2"}
+    status, body = await api.get("/apis", headers=HPA_HEADERS)
+    assert [g["name"] for g in body["groups"]] == ["external.metrics.k8s.io", "custom.metrics.k8s.io"]
+
+
+async def test_health_needs_no_credentials(api):
+    url = f"https://127.0.0.1:{api.port}/healthz"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, ssl=api.client_ctx(None)) as r:
+            assert r.status == 200 and await r.text() == "ok"
+
+
+# --- authentication --------------------------------------------------------
+
+async def test_no_certificate_and_no_token_is_401_without_data(api):
+    api.queues.put(NS, "orders", _reading(5), 5)
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+                                 cert=None, headers={"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters"})
+    assert status == 401
+    assert_status(body, 401, "Unauthorized")
+    assert api.sar.reviews == []
+
+
+async def test_headers_from_a_certificate_whose_cn_is_not_allowed_are_ignored(api):
+    status, body = await api.get(EXT, cert="front_proxy_other_cn",
+                                 headers={"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters"})
+    assert status == 401
+    assert_status(body, 401, "Unauthorized")
+
+
+async def test_a_client_certificate_from_another_ca_fails_the_handshake(api):
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await api.get(EXT, cert="rogue", headers=HPA_HEADERS)
+
+
+async def test_bearer_token_is_verified_by_tokenreview_and_cached(api):
+    for _ in range(3):
+        status, body = await api.get(EXT, cert=None, headers={"Authorization": "Bearer hpa-token"})
+        assert status == 200 and body["kind"] == "APIResourceList"
+    assert api.tokens.calls == 1
+    status, body = await api.get(EXT, cert=None, headers={"Authorization": "Bearer forged"})
+    assert_status(body, 401, "Unauthorized")
+
+
+async def test_front_proxy_groups_and_extra_reach_the_access_review(api):
+    api.queues.put(NS, "orders", _reading(5), 5)
+    headers = {"X-Remote-User": "alice", "X-Remote-Group": "team-a",
+               "X-Remote-Extra-Scopes%2Fa": "s1"}
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+                                 headers=headers)
+    assert status == 403
+    user, attrs = api.sar.reviews[-1]
+    assert user.name == "alice" and set(user.groups) == {"team-a", "system:authenticated"}
+    assert dict(user.extra) == {"scopes/a": ("s1",)}
+
+
+# --- authorization ---------------------------------------------------------
+
+async def test_unauthorized_user_gets_403_and_no_data(api):
+    api.queues.put(NS, "orders", _reading(42), 5)
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+                                 cert=None, headers={"Authorization": "Bearer bob-token"})
+    assert status == 403
+    assert_status(body, 403, "Forbidden")
+    assert "42" not in str(body)
+    _, attrs = api.sar.reviews[-1]
+    assert attrs == {"resourceAttributes": {"group": "external.metrics.k8s.io", "version": "v1beta1",
+                                            "resource": names.METRIC_QUEUE_DEPTH, "verb": "list",
+                                            "namespace": NS}}
+
+
+async def test_access_reviews_are_cached_per_user_and_request(api):
+    api.queues.put(NS, "orders", _reading(1), 5)
+    path = f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders"
+    for _ in range(5):
+        status, _ = await api.get(path, headers=HPA_HEADERS)
+        assert status == 200
+    assert len(api.sar.reviews) == 1
+    await api.get(path, headers={"X-Remote-User": "carol"})
+    assert len(api.sar.reviews) == 2
+
+
+# --- external metric from a real redis-server -------------------------------
+
+async def test_queue_depth_comes_from_the_real_broker(api, redis_server):
+    redis_server.client.rpush("orders-jobs", *[f"job{i}" for i in range(7)])
+    probe = QueueProbe(broker_url({"type": "redis", "name": "orders-jobs", "url": redis_server.url}))
+    try:
+        reading = await asyncio.to_thread(probe.read)
+        api.queues.put(NS, "orders", reading, 5)
+        status, body = await api.get(
+            f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+            headers=HPA_HEADERS)
+        assert status == 200, body
+        assert body["kind"] == "ExternalMetricValueList" and body["apiVersion"] == "external.metrics.k8s.io/v1beta1"
+        (item,) = body["items"]
+        assert item["metricName"] == names.METRIC_QUEUE_DEPTH
+        assert item["metricLabels"] == {names.EXTERNAL_SELECTOR_LABEL: "orders"}
+        assert item["value"] == "7"
+        stamp = dt.datetime.strptime(item["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 60
+
+        redis_server.client.ltrim("orders-jobs", 1, 0)  # drained
+        api.queues.put(NS, "orders", await asyncio.to_thread(probe.read), 5)
+        _, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+                                headers=HPA_HEADERS)
+        assert body["items"][0]["value"] == "0"
+
+        redis_server.stop()  # broker gone: an error to the HPA, never a 0
+        api.queues.put(NS, "orders", await asyncio.to_thread(probe.read), 5)
+        status, body = await api.get(
+            f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+            headers=HPA_HEADERS)
+        assert status == 503
+        assert_status(body, 503, "ServiceUnavailable")
+        assert f"WorkerPool {NS}/orders" in body["message"] and "unreachable" in body["message"]
+    finally:
+        probe.close()
+
+
+async def test_external_selector_errors_are_4xx_with_a_reason(api):
+    api.queues.put(NS, "orders", _reading(3), 5)
+    base = f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}"
+    status, body = await api.get(f"{base}?labelSelector=workerpool%3Dnope", headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+    status, body = await api.get(f"{base}?labelSelector=workerpool%20in%20(orders", headers=HPA_HEADERS)
+    assert_status(body, 400, "BadRequest")
+    assert "unbalanced" in body["message"]
+    status, body = await api.get(base, headers=HPA_HEADERS)
+    assert_status(body, 400, "BadRequest")
+    assert "workerpool=<pool>" in body["message"]
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/not_a_metric?labelSelector=workerpool%3Dorders",
+                                 headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+    # another namespace does not see the pool
+    api.sar.resource_rules[HPA_USER].add(("external.metrics.k8s.io", "list"))
+    status, body = await api.get(f"{EXT}/namespaces/other/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
+                                 headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+
+
+async def test_set_selector_returns_one_item_per_matching_pool(api):
+    api.queues.put(NS, "a", _reading(1), 5)
+    api.queues.put(NS, "b", _reading(2.5), 5)
+    api.queues.put(NS, "c", _reading(9), 5)
+    _, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}"
+                            "?labelSelector=workerpool%20in%20(a,b)", headers=HPA_HEADERS)
+    assert [(i["metricLabels"]["workerpool"], i["value"]) for i in body["items"]] == [("a", "1"), ("b", "2500m")]
+
+
+async def test_writes_are_refused(api):
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}", method="POST",
+                                 headers={"X-Remote-User": "admin", "X-Remote-Group": "system:masters"})
+    # RBAC decides first (create is not granted), then the method.
+    assert status == 403
+    api.sar.resource_rules["admin"] = {("external.metrics.k8s.io", "create")}
+    status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}", method="POST",
+                                 headers={"X-Remote-User": "admin"})
+    assert_status(body, 405, "MethodNotAllowed")
+
+
+# --- pods metrics from real /metrics endpoints -------------------------------
+
+class MetricsEndpoint:
+    """A real prometheus_client HTTP server exposing podsup's per-pod gauges."""
+
+    def __init__(self, rps: float | None, busy: float | None):
+        self.registry = CollectorRegistry()
+        if rps is not None:
+            Gauge(names.METRIC_REQUESTS_PER_SECOND, "rps", registry=self.registry).set(rps)
+        if busy is not None:
+            Gauge(names.METRIC_BUSY_RATIO, "busy", registry=self.registry).set(busy)
+        self.port = free_port()
+        self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoints():
+    made = []
+
+    def make(rps, busy):
+        e = MetricsEndpoint(rps, busy)
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        e.close()
+
+
+POOL_LABELS = {names.POOL_LABEL: "web", "app.kubernetes.io/name": "podsup-workerpool"}
+POD_SELECTOR = f"{names.POOL_LABEL}%3Dweb"
+
+
+async def test_pods_metric_for_all_ready_pods_with_percent_encoded_wildcard(api, endpoints):
+    a, b, c = endpoints(12.5, 0.25), endpoints(3, 1.0), endpoints(99, 0.9)
+    api.pods.pods = [pod("web-a", NS, POOL_LABELS, a.port), pod("web-b", NS, POOL_LABELS, b.port),
+                     pod("web-c", NS, POOL_LABELS, c.port, ready=False),
+                     pod("other", NS, {names.POOL_LABEL: "other"}, c.port)]
+    status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
+                                 f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert status == 200, body
+    assert body["kind"] == "MetricValueList" and body["apiVersion"] == "custom.metrics.k8s.io/v1beta2"
+    by_pod = {i["describedObject"]["name"]: i for i in body["items"]}
+    assert set(by_pod) == {"web-a", "web-b"}
+    assert by_pod["web-a"]["value"] == "12500m" and by_pod["web-b"]["value"] == "3"
+    item = by_pod["web-a"]
+    assert item["describedObject"] == {"kind": "Pod", "namespace": NS, "name": "web-a", "apiVersion": "/v1"}
+    assert item["metric"] == {"name": names.METRIC_REQUESTS_PER_SECOND,
+                              "selector": {"matchLabels": {names.POOL_LABEL: "web"}}}
+    assert item["window"] == 30
+    _, attrs = api.sar.reviews[-1]
+    assert attrs["resourceAttributes"] == {"group": "custom.metrics.k8s.io", "version": "v1beta2",
+                                           "resource": "pods", "subresource": names.METRIC_REQUESTS_PER_SECOND,
+                                           "name": "*", "verb": "get", "namespace": NS}
+
+    _, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_BUSY_RATIO}"
+                            f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert sorted(i["value"] for i in body["items"]) == ["1", "250m"]
+    assert all("window" not in i for i in body["items"])
+
+
+async def test_one_named_pod(api, endpoints):
+    a, b = endpoints(1, 0.5), endpoints(2, 0.5)
+    api.pods.pods = [pod("web-a", NS, POOL_LABELS, a.port), pod("web-b", NS, POOL_LABELS, b.port)]
+    _, body = await api.get(f"{CUS}/namespaces/{NS}/pods/web-b/{names.METRIC_REQUESTS_PER_SECOND}"
+                            f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert [(i["describedObject"]["name"], i["value"]) for i in body["items"]] == [("web-b", "2")]
+
+
+async def test_unreadable_pods_are_left_out_and_reported_never_zero(api, endpoints):
+    good, no_metric = endpoints(4, 0.5), endpoints(None, 0.5)
+    dead_port = free_port()
+    api.pods.pods = [pod("web-a", NS, POOL_LABELS, good.port), pod("web-b", NS, POOL_LABELS, no_metric.port),
+                     pod("web-c", NS, POOL_LABELS, dead_port)]
+    status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
+                                 f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert status == 200
+    assert [(i["describedObject"]["name"], i["value"]) for i in body["items"]] == [("web-a", "4")]
+    health = api.provider.health[(NS, "web", "pods")]
+    assert not health.ok and "web-b" in health.message and "web-c" in health.message
+
+    api.pods.pods = [pod("web-c", NS, POOL_LABELS, dead_port)]
+    status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
+                                 f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert_status(body, 503, "ServiceUnavailable")
+    assert "web-c" in body["message"]
+
+
+async def test_pods_metric_errors(api):
+    base = f"{CUS}/namespaces/{NS}/pods/%2A"
+    _, body = await api.get(f"{base}/cpu_magic?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+    _, body = await api.get(f"{base}/{names.METRIC_BUSY_RATIO}", headers=HPA_HEADERS)
+    assert_status(body, 400, "BadRequest")
+    _, body = await api.get(f"{base}/{names.METRIC_BUSY_RATIO}?labelSelector=%3D%3Dx", headers=HPA_HEADERS)
+    assert_status(body, 400, "BadRequest")
+    _, body = await api.get(f"{base}/{names.METRIC_BUSY_RATIO}?labelSelector={POD_SELECTOR}"
+                            "&metricLabelSelector=queue%3Dx", headers=HPA_HEADERS)
+    assert_status(body, 400, "BadRequest")
+    _, body = await api.get(f"{CUS}/namespaces/{NS}/services/%2A/{names.METRIC_BUSY_RATIO}", headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+    _, body = await api.get("/apis/custom.metrics.k8s.io/v1beta1", headers=HPA_HEADERS)
+    assert_status(body, 404, "NotFound")
+
+
+def _reading(value):
+    import time as _t
+
+    from podsup_operator.metrics_api.sources.queue import QueueReading
+    return QueueReading(float(value), None, _t.time())
