@@ -1,0 +1,88 @@
+"""The seam between the reconcile and the Kubernetes API.
+
+kopf patches only its own resource and does not do server-side apply, so the
+children are applied here with the official client: PATCH with content type
+application/apply-patch+yaml, the fixed field manager names.FIELD_MANAGER and
+force=True (the operator is the authority for the fields it sets; a stale
+owner such as a past ``kubectl edit`` loses them). Errors are raised as
+``ApiException`` so kopf retries. One small generic client for the handful of
+kinds we touch, instead of one typed API class per kind.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from podsup import names
+
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+
+#: (apiVersion, kind) → plural of every kind the operator reads or writes.
+PLURALS = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("v1", "Service"): "services",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    (f"{names.API_GROUP}/{names.API_VERSION}", names.KIND): names.PLURAL,
+}
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str, subresource: str | None = None) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}/{name}"
+    return f"{path}/{subresource}" if subresource else path
+
+
+class ClusterApi:
+    """Get/apply/delete/patch-status of namespaced objects as plain dicts."""
+
+    def __init__(self, api_client: Any):
+        self.api_client = api_client
+
+    def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+                 content_type: str | None = None, body: Any = None, missing_ok: bool = False) -> dict | None:
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        method, url, headers, body, _ = self.api_client.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body,
+            auth_settings=["BearerToken"])
+        resp = self.api_client.call_api(method, url, headers, body)
+        data = resp.read()
+        if missing_ok and resp.status == 404:
+            return None
+        if not 200 <= resp.status <= 299:
+            raise ApiException.from_response(http_resp=resp, body=data.decode("utf-8", "replace"), data=None)
+        return json.loads(data) if data else {}
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
+        """The live object, or None if it does not exist."""
+        return self._request("GET", object_path(api_version, kind, namespace, name), missing_ok=True)
+
+    def apply(self, obj: dict) -> dict:
+        """Server-side apply ``obj`` (creates it when missing)."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        return self._request("PATCH", path, query=[("fieldManager", names.FIELD_MANAGER), ("force", "true")],
+                             content_type=APPLY_CONTENT_TYPE, body=obj) or {}
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete (a missing object is fine); ``uid`` guards against deleting a
+        same-named replacement."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        self._request("DELETE", object_path(api_version, kind, namespace, name), content_type="application/json",
+                      body=body, missing_ok=True)
+
+    def patch_status(self, pool: dict, status: dict) -> dict:
+        """Merge-patch the pool's status subresource with ``status``."""
+        meta = pool["metadata"]
+        path = object_path(pool["apiVersion"], pool["kind"], meta["namespace"], meta["name"], "status")
+        return self._request("PATCH", path, content_type=MERGE_CONTENT_TYPE, body={"status": status}) or {}
+
+    def get_pool(self, namespace: str, name: str) -> dict | None:
+        return self.get(f"{names.API_GROUP}/{names.API_VERSION}", names.KIND, namespace, name)

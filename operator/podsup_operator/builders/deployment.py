@@ -1,0 +1,191 @@
+"""WorkerPool → Deployment running ``podsup run`` as the worker container's
+entrypoint (cf. sample-controller's newDeployment).
+
+The worker image needs no Python: an init container (the operator image)
+copies the standalone podsup binary into an emptyDir mounted at
+names.SHARED_BIN_DIR. Supervisor settings become ``podsup run`` flags; a queue
+URL from a Secret becomes env PODSUP_QUEUE (podsup reads PODSUP_<FLAG>) so
+credentials never appear in the pod spec or ``ps``.
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from podsup import names
+
+from .. import crd
+from .common import autoscaling_enabled, common_labels, metadata, section, selector_labels, spec
+
+PODSUP = f"{names.SHARED_BIN_DIR}/podsup"
+BIN_VOLUME = "podsup-bin"
+WORKER_CONTAINER = "worker"
+INSTALL_CONTAINER = "podsup-install"
+
+#: supervisor field → `podsup run` flag (DESIGN.md names).
+SUPERVISOR_FLAGS = {
+    "stopSignal": "--stop-signal",
+    "gracefulTimeoutSeconds": "--graceful-timeout",
+    "drainDelaySeconds": "--drain-delay",
+    "normalExitCodes": "--normal-exit-codes",
+    "backoffMaxSeconds": "--backoff-max",
+    "crashloopThreshold": "--crashloop-threshold",
+    "crashloopIntervalSeconds": "--crashloop-interval",
+    "maxRequests": "--max-requests",
+    "maxRequestsJitter": "--max-requests-jitter",
+    "maxLifetimeSeconds": "--max-lifetime",
+    "maxRss": "--max-rss",
+    "heartbeatTimeoutSeconds": "--heartbeat-timeout",
+    "requestTimeoutSeconds": "--request-timeout",
+    "slowRequestSeconds": "--slow-request",
+    "minReady": "--min-ready",
+    "logFormat": "--log-format",
+}
+#: The query parameter naming the list/queue in podsup's --queue URL.
+QUEUE_PARAM = {"redis": "list", "amqp": "queue"}
+
+
+def metrics_port(pool: dict) -> int:
+    return section(pool, "supervisor").get("metricsPort", names.DEFAULT_HTTP_PORT)
+
+
+def queue_url(queue: dict) -> str:
+    """The literal queue URL with the list/queue name added as podsup expects
+    (``redis://h:6379/0?list=jobs``); an explicit parameter is kept."""
+    parts = urlsplit(queue["url"])
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    param = QUEUE_PARAM[queue["type"]]
+    if not any(k == param for k, _ in query):
+        query.append((param, queue["name"]))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def podsup_args(pool: dict) -> list[str]:
+    """``podsup run`` flags for the pool (before ``--``)."""
+    sup = section(pool, "supervisor")
+    args = ["--workers", str(spec(pool).get("processes", crd.DEFAULT_PROCESSES))]
+    for field, flag in SUPERVISOR_FLAGS.items():
+        if field in sup:
+            args += [flag, _flag_value(sup[field])]
+    args += ["--http", f"0.0.0.0:{metrics_port(pool)}"]
+    queue = section(pool, "queue")
+    if queue.get("url"):
+        args += ["--queue", queue_url(queue)]
+    if queue and "pollIntervalSeconds" in queue:
+        args += ["--queue-interval", _flag_value(queue["pollIntervalSeconds"])]
+    return args
+
+
+def worker_command(pool: dict) -> list[str]:
+    s = spec(pool)
+    return [PODSUP, "run", *podsup_args(pool), "--", *s.get("command", []), *s.get("args", [])]
+
+
+def termination_grace_seconds(pool: dict) -> int:
+    """Long enough for readiness-off (drain delay), the workers' graceful stop
+    and a margin, so Kubernetes never SIGKILLs a draining pod early."""
+    sup = section(pool, "supervisor")
+    return (sup.get("drainDelaySeconds", crd.DEFAULT_DRAIN_DELAY)
+            + sup.get("gracefulTimeoutSeconds", crd.DEFAULT_GRACEFUL_TIMEOUT) + crd.TERMINATION_MARGIN)
+
+
+def _env(pool: dict) -> list[dict]:
+    env = list(spec(pool).get("env") or [])
+    ref = section(pool, "queue").get("urlSecretRef")
+    if ref:
+        env.append({"name": "PODSUP_QUEUE",
+                    "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": ref["key"]}}})
+    return env
+
+
+def _ports(pool: dict) -> list[dict]:
+    ports = [{"name": p["name"], "containerPort": p["containerPort"], "protocol": p.get("protocol", "TCP")}
+             for p in spec(pool).get("ports") or []]
+    ports.append({"name": names.METRICS_PORT_NAME, "containerPort": metrics_port(pool), "protocol": "TCP"})
+    return ports
+
+
+def worker_container(pool: dict) -> dict:
+    s = spec(pool)
+    container: dict[str, Any] = {"name": WORKER_CONTAINER, "image": s["image"]}
+    if "imagePullPolicy" in s:
+        container["imagePullPolicy"] = s["imagePullPolicy"]
+    container["command"] = worker_command(pool)
+    if "workingDir" in s:
+        container["workingDir"] = s["workingDir"]
+    env = _env(pool)
+    if env:
+        container["env"] = env
+    if s.get("envFrom"):
+        container["envFrom"] = s["envFrom"]
+    if s.get("resources"):
+        container["resources"] = s["resources"]
+    container["ports"] = _ports(pool)
+    container["livenessProbe"] = {
+        "httpGet": {"path": names.HEALTHZ_PATH, "port": names.METRICS_PORT_NAME},
+        "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 2,
+    }
+    container["readinessProbe"] = {
+        "httpGet": {"path": names.READYZ_PATH, "port": names.METRICS_PORT_NAME},
+        "periodSeconds": 5, "failureThreshold": 1, "timeoutSeconds": 2,
+    }
+    container["lifecycle"] = {"preStop": {"exec": {"command": [PODSUP, "drain", "--wait"]}}}
+    container["volumeMounts"] = [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True}]
+    pod = section(pool, "pod")
+    if pod.get("containerSecurityContext"):
+        container["securityContext"] = pod["containerSecurityContext"]
+    return container
+
+
+def install_container(pool: dict, operator_image: str) -> dict:
+    """Copies the standalone podsup binary into the shared emptyDir."""
+    container: dict[str, Any] = {
+        "name": INSTALL_CONTAINER,
+        "image": operator_image,
+        "command": ["cp", names.IMAGE_BINARY_PATH, PODSUP],
+        "volumeMounts": [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+    }
+    pod = section(pool, "pod")
+    if pod.get("containerSecurityContext"):
+        container["securityContext"] = pod["containerSecurityContext"]
+    return container
+
+
+def pod_template(pool: dict, operator_image: str) -> dict:
+    pod = section(pool, "pod")
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(metrics_port(pool)),
+        "prometheus.io/path": names.METRICS_PATH,
+        **(pod.get("annotations") or {}),
+    }
+    labels = {**(pod.get("labels") or {}), **common_labels(pool)}  # ours win: the selector needs them
+    pod_spec: dict[str, Any] = {
+        "initContainers": [install_container(pool, operator_image)],
+        "containers": [worker_container(pool)],
+        "volumes": [{"name": BIN_VOLUME, "emptyDir": {}}],
+        "terminationGracePeriodSeconds": termination_grace_seconds(pool),
+    }
+    for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",
+                  "securityContext", "priorityClassName"):
+        if pod.get(field):
+            pod_spec[field] = pod[field]
+    return {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
+
+
+def build_deployment(pool: dict, operator_image: str) -> dict:
+    """The Deployment of the pool. ``spec.replicas`` is left out when
+    autoscaling is on: the HPA owns it and the operator never fights it."""
+    dep_spec: dict[str, Any] = {}
+    if not autoscaling_enabled(pool):
+        dep_spec["replicas"] = spec(pool).get("replicas", crd.DEFAULT_REPLICAS)
+    dep_spec["selector"] = {"matchLabels": selector_labels(pool)}
+    dep_spec["template"] = pod_template(pool, operator_image)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(pool), "spec": dep_spec}

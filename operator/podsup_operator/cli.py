@@ -1,0 +1,115 @@
+"""``podsup-operator``: ``run`` the operator, ``render`` a WorkerPool offline,
+print the ``crd``.
+
+Handler modules are imported from HANDLER_MODULES only when ``run`` starts,
+so adding a module (e.g. the metrics API) is a one-line edit, and ``render``
+works without kopf or a cluster. Run options are added in
+``add_run_arguments`` to keep the parser easy to extend.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+import yaml
+
+from podsup import names
+
+from . import config
+
+#: Modules whose import registers kopf handlers for ``run``.
+HANDLER_MODULES = [
+    "podsup_operator.handlers",
+]
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
+                       help="watch this namespace (repeatable; globs allowed as in kopf)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true",
+                       help="watch all namespaces (the default when no --namespace is given)")
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--operator-image", default=config.default_operator_image(),
+                     help=f"image of the init container copying podsup into worker pods "
+                          f"(env {config.ENV_OPERATOR_IMAGE}; default %(default)s)")
+    run.add_argument("--health-port", type=int, default=names.OPERATOR_HEALTH_PORT,
+                     help="liveness endpoint port (/healthz)")
+    run.add_argument("--metrics-port", type=int, default=names.OPERATOR_METRICS_PORT,
+                     help="Prometheus /metrics port of the operator")
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podsup-operator", description="The podsup WorkerPool operator.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator")
+    add_run_arguments(run)
+    render = sub.add_parser("render", help="print the children a WorkerPool manifest produces (no cluster)")
+    render.add_argument("-f", "--filename", required=True, help="WorkerPool manifest (YAML; - for stdin)")
+    render.add_argument("--operator-image", default=config.default_operator_image())
+    sub.add_parser("crd", help="print the WorkerPool CustomResourceDefinition")
+    return parser
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import RenderError, dump, load_documents, render_children
+
+    try:
+        if args.filename == "-":
+            pools = load_documents(sys.stdin, "<stdin>")
+        else:
+            with open(args.filename, encoding="utf-8") as stream:
+                pools = load_documents(stream, args.filename)
+        children = render_children(pools, args.operator_image)
+    except OSError as exc:
+        print(f"error: cannot read {args.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except RenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(dump(children))
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from .crd import workerpool_crd
+
+    sys.stdout.write(yaml.safe_dump(workerpool_crd(), sort_keys=False, width=100))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from . import metrics
+
+    kopf.configure(verbose=args.verbose,
+                   log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL)
+    config.CONFIG.operator_image = args.operator_image
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
+    settings = kopf.OperatorSettings()
+    config.configure_settings(settings)
+    metrics.serve(args.metrics_port)
+    namespaces = args.namespace
+    asyncio.run(kopf.operator(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        settings=settings,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+    ))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "render": cmd_render, "crd": cmd_crd}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The WorkerPool CustomResourceDefinition, built as plain data.
+
+The CRD is written here in Python (small helpers, one line a field) rather than
+by hand in YAML so that the schema, the defaults the builders fall back on and
+the offline validator of ``podsup-operator render`` come from one source.
+crds/workerpools.podsup.io.yaml is this module's output
+(``podsup-operator crd > crds/workerpools.podsup.io.yaml``); a test keeps the
+two equal. Pure: imports nothing but podsup.names.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from podsup import names
+
+# Defaults shared by the schema and the builders (a manifest rendered offline
+# and one read back from the API server must produce the same children).
+DEFAULT_PROCESSES = 1
+DEFAULT_REPLICAS = 1
+DEFAULT_GRACEFUL_TIMEOUT = 30
+DEFAULT_DRAIN_DELAY = 5
+DEFAULT_IDLE_COOLDOWN = 300
+#: Seconds added to drainDelay + gracefulTimeout for terminationGracePeriodSeconds.
+TERMINATION_MARGIN = 10
+
+Schema = dict[str, Any]
+
+
+def _node(type_: str | None, desc: str, **extra: Any) -> Schema:
+    node: Schema = {"description": desc}
+    if type_:
+        node["type"] = type_
+    node.update({k: v for k, v in extra.items() if v is not None})
+    return node
+
+
+def string(desc: str, **extra: Any) -> Schema:
+    return _node("string", desc, **extra)
+
+
+def integer(desc: str, minimum: int | None = None, maximum: int | None = None, **extra: Any) -> Schema:
+    return _node("integer", desc, minimum=minimum, maximum=maximum, **extra)
+
+
+def number(desc: str, minimum: float | None = None, **extra: Any) -> Schema:
+    return _node("number", desc, minimum=minimum, **extra)
+
+
+def boolean(desc: str, **extra: Any) -> Schema:
+    return _node("boolean", desc, **extra)
+
+
+def int_or_string(desc: str, **extra: Any) -> Schema:
+    return _node(None, desc, **{"x-kubernetes-int-or-string": True}, **extra)
+
+
+def passthrough(desc: str, type_: str = "object") -> Schema:
+    """A Kubernetes core type we hand to the pod unchanged (validated by the
+    API server when the Deployment is applied, and by the contract tests)."""
+    if type_ == "array":
+        return _node("array", desc, items={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    return _node("object", desc, **{"x-kubernetes-preserve-unknown-fields": True})
+
+
+def string_map(desc: str) -> Schema:
+    return _node("object", desc, additionalProperties={"type": "string"})
+
+
+def array(desc: str, items: Schema, **extra: Any) -> Schema:
+    return _node("array", desc, items=items, **extra)
+
+
+def obj(desc: str, properties: dict[str, Schema], required: list[str] | None = None,
+        rules: list[tuple[str, str]] | None = None, **extra: Any) -> Schema:
+    node = _node("object", desc, properties=properties, required=required, **extra)
+    if rules:
+        node["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
+    return node
+
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+_resource_map = _node("object", "Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
+                      additionalProperties={"x-kubernetes-int-or-string": True})
+
+SUPERVISOR = obj(
+    "Settings of the in-pod supervisor; each maps to a `podsup run` option.",
+    {
+        "stopSignal": string("Signal sent to a worker to stop it gracefully (--stop-signal).",
+                             enum=["TERM", "INT", "QUIT", "HUP", "USR1", "USR2"]),
+        "gracefulTimeoutSeconds": integer("Seconds a stopping worker gets before SIGKILL (--graceful-timeout).",
+                                          0, 86400, default=DEFAULT_GRACEFUL_TIMEOUT),
+        "drainDelaySeconds": integer("Seconds readiness is off before workers are signalled on pod stop, so "
+                                     "endpoints drop the pod first (--drain-delay).", 0, 3600,
+                                     default=DEFAULT_DRAIN_DELAY),
+        "normalExitCodes": array("Exit codes meaning 'done, do not respawn' (--normal-exit-codes).",
+                                 integer("An exit code.", 0, 255), maxItems=32),
+        "backoffMaxSeconds": integer("Upper bound of the respawn backoff (--backoff-max).", 1, 3600),
+        "crashloopThreshold": integer("Crashes within crashloopIntervalSeconds that make the pod unhealthy "
+                                      "(--crashloop-threshold).", 1),
+        "crashloopIntervalSeconds": integer("Window of crashloopThreshold (--crashloop-interval).", 1),
+        "maxRequests": integer("Recycle a worker after this many requests (--max-requests).", 1),
+        "maxRequestsJitter": integer("Random extra requests before recycling, to avoid all workers recycling "
+                                     "together (--max-requests-jitter).", 0),
+        "maxLifetimeSeconds": integer("Recycle a worker after this many seconds (--max-lifetime).", 1),
+        "maxRss": string("Recycle a worker whose RSS exceeds this quantity, e.g. 256Mi (--max-rss).",
+                         pattern=QUANTITY_PATTERN),
+        "heartbeatTimeoutSeconds": integer("Kill a worker silent for this long; only for workers that send "
+                                           "heartbeats (--heartbeat-timeout).", 1),
+        "requestTimeoutSeconds": integer("Kill a worker busy longer than this (--request-timeout).", 1),
+        "slowRequestSeconds": integer("Log requests slower than this (--slow-request).", 1),
+        "minReady": integer("Running workers needed for the pod to be ready (--min-ready); at most processes.", 0),
+        "logFormat": string("Log format of podsup (--log-format).", enum=["text", "json"]),
+        "metricsPort": integer("Port of podsup's /metrics, /healthz and /readyz (--http 0.0.0.0:PORT).",
+                               1, 65535, default=names.DEFAULT_HTTP_PORT),
+    },
+)
+
+QUEUE = obj(
+    "The queue the workers consume; podsup probes its depth (--queue) for the queue-depth metric.",
+    {
+        "type": string("Broker type.", enum=["redis", "amqp"]),
+        "name": string("Redis list or AMQP queue name; the External metric's selector names the pool.",
+                       minLength=1, maxLength=255),
+        "url": string("Broker URL without credentials, e.g. redis://redis:6379/0 (the list/queue name is added "
+                      "as ?list= or ?queue=). Use urlSecretRef for a URL with credentials.", maxLength=2048),
+        "urlSecretRef": obj("Secret key holding the full broker URL (with credentials and ?list=NAME or "
+                            "?queue=NAME); passed to podsup as env PODSUP_QUEUE, never on the command line.",
+                            {"name": string("Secret name.", minLength=1), "key": string("Key in the Secret.", minLength=1)},
+                            required=["name", "key"]),
+        "pollIntervalSeconds": number("Seconds between queue-depth probes (--queue-interval).", 0.1),
+    },
+    required=["type", "name"],
+    rules=[
+        ("has(self.url) != has(self.urlSecretRef)", "exactly one of queue.url and queue.urlSecretRef must be set"),
+        ("!has(self.url) || !self.url.matches('^[^/]*//[^/?#]*@')",
+         "queue.url must not contain credentials; put the URL in a Secret and use queue.urlSecretRef"),
+        ("!has(self.url) || (self.type == 'redis' ? self.url.matches('^rediss?://') : self.url.matches('^amqps?://'))",
+         "queue.url scheme must match queue.type (redis:// or rediss:// for redis, amqp:// or amqps:// for amqp)"),
+    ],
+)
+
+TARGETS = obj(
+    "Per-replica targets; the HPA adds replicas when any is exceeded.",
+    {
+        "queueDepthPerReplica": integer("Queue backlog per replica (External metric "
+                                        f"{names.METRIC_QUEUE_DEPTH}, AverageValue). Needs spec.queue.", 1),
+        "requestsPerSecondPerReplica": number("Requests/s per pod (Pods metric "
+                                              f"{names.METRIC_REQUESTS_PER_SECOND}).", 0.001),
+        "busyWorkersPercent": integer(f"Busy workers in percent per pod (Pods metric {names.METRIC_BUSY_RATIO}).",
+                                      1, 100),
+        "cpuPercent": integer("CPU utilisation of requests in percent (Resource metric). Needs "
+                              "resources.requests.cpu.", 1),
+    },
+)
+
+AUTOSCALING = obj(
+    "HorizontalPodAutoscaler settings. When enabled the HPA owns the replica count and spec.replicas is "
+    "not applied to the Deployment.",
+    {
+        "enabled": boolean("Create an HPA for the pool.", default=False),
+        "minReplicas": integer("Fewest replicas; 0 allows scale-to-zero after idleCooldownSeconds (the HPA "
+                               "itself gets max(1, minReplicas)).", 0, default=1),
+        "maxReplicas": integer("Most replicas.", 1),
+        "idleCooldownSeconds": integer("Seconds of an empty queue and no busy workers before scaling to zero.",
+                                       0, default=DEFAULT_IDLE_COOLDOWN),
+        "targets": TARGETS,
+        "behavior": passthrough("HPA autoscaling/v2 behavior, passed through unchanged."),
+    },
+    rules=[
+        ("!self.enabled || has(self.maxReplicas)", "autoscaling.maxReplicas is required when autoscaling is enabled"),
+        ("!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"),
+        ("!self.enabled || (has(self.targets) && (has(self.targets.queueDepthPerReplica) || "
+         "has(self.targets.requestsPerSecondPerReplica) || has(self.targets.busyWorkersPercent) || "
+         "has(self.targets.cpuPercent)))",
+         "autoscaling.targets needs at least one target when autoscaling is enabled"),
+    ],
+)
+
+PORT = obj(
+    "A port the workers listen on; exposed by the pool's Service.",
+    {
+        "name": string("Port name (IANA service name), unique in the pool.", maxLength=15, pattern=DNS_LABEL),
+        "containerPort": integer("Port the workers listen on.", 1, 65535),
+        "protocol": string("Protocol.", enum=["TCP", "UDP", "SCTP"], default="TCP"),
+        "servicePort": integer("Port of the Service (default: containerPort).", 1, 65535),
+    },
+    required=["name", "containerPort"],
+    rules=[(f"self.name != '{names.METRICS_PORT_NAME}'",
+            f"ports[].name {names.METRICS_PORT_NAME} is reserved for podsup's metrics port")],
+)
+
+POD = obj(
+    "Overrides of the pod template.",
+    {
+        "nodeSelector": string_map("Node selector of the pods."),
+        "tolerations": passthrough("Tolerations (core/v1 Toleration).", "array"),
+        "affinity": passthrough("Affinity (core/v1 Affinity)."),
+        "serviceAccountName": string("Service account of the pods.", pattern=DNS_LABEL.replace("$", r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")),
+        "imagePullSecrets": array("Secrets for pulling the image.",
+                                  obj("A Secret reference.", {"name": string("Secret name.")}, required=["name"])),
+        "labels": string_map("Extra pod labels (cannot replace the pool's own labels)."),
+        "annotations": string_map("Extra pod annotations."),
+        "securityContext": passthrough("Pod securityContext (core/v1 PodSecurityContext)."),
+        "containerSecurityContext": passthrough("Worker container securityContext (core/v1 SecurityContext)."),
+        "priorityClassName": string("PriorityClass of the pods."),
+    },
+)
+
+DISRUPTION = obj(
+    "PodDisruptionBudget of the pool; set exactly one of minAvailable and maxUnavailable.",
+    {
+        "minAvailable": int_or_string("Pods that must stay available (number or percent)."),
+        "maxUnavailable": int_or_string("Pods that may be unavailable (number or percent)."),
+    },
+    rules=[("has(self.minAvailable) != has(self.maxUnavailable)",
+            "exactly one of disruption.minAvailable and disruption.maxUnavailable must be set")],
+)
+
+SPEC = obj(
+    "Desired state of the worker pool.",
+    {
+        "image": string("Worker image. It needs no Python: the podsup binary is copied in by an init container.",
+                        minLength=1),
+        "imagePullPolicy": string("Image pull policy.", enum=["Always", "IfNotPresent", "Never"]),
+        "command": array("Worker command, run by podsup as `podsup run ... -- COMMAND ARGS` in each worker "
+                         "process.", string("An argument."), minItems=1),
+        "args": array("Arguments appended to command.", string("An argument.")),
+        "workingDir": string("Working directory of the worker container."),
+        "env": passthrough("Environment of the workers (core/v1 EnvVar).", "array"),
+        "envFrom": passthrough("Environment sources (core/v1 EnvFromSource).", "array"),
+        "resources": obj("Resources of the worker container (per pod, for all its processes).",
+                         {"limits": _resource_map, "requests": _resource_map}),
+        "processes": integer("Worker processes per pod (podsup run --workers).", 1, 1024,
+                             default=DEFAULT_PROCESSES),
+        "replicas": integer("Pods when autoscaling is off (also the scale subresource's spec path).", 0,
+                            default=DEFAULT_REPLICAS),
+        "ports": array("Ports the workers listen on; a Service exposes them with the metrics port.", PORT,
+                       maxItems=32, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+        "supervisor": {**SUPERVISOR, "default": {}},
+        "queue": QUEUE,
+        "autoscaling": AUTOSCALING,
+        "disruption": DISRUPTION,
+        "pod": POD,
+    },
+    required=["image", "command"],
+    rules=[
+        ("!(has(self.autoscaling) && has(self.autoscaling.targets) && "
+         "has(self.autoscaling.targets.queueDepthPerReplica)) || has(self.queue)",
+         "autoscaling.targets.queueDepthPerReplica needs spec.queue"),
+        ("!(has(self.autoscaling) && has(self.autoscaling.targets) && has(self.autoscaling.targets.cpuPercent)) || "
+         "(has(self.resources) && has(self.resources.requests) && 'cpu' in self.resources.requests)",
+         "autoscaling.targets.cpuPercent needs resources.requests.cpu"),
+        ("!has(self.ports) || self.ports.all(p, p.containerPort != self.supervisor.metricsPort)",
+         "ports[].containerPort must differ from supervisor.metricsPort"),
+        ("!has(self.supervisor.minReady) || self.supervisor.minReady <= self.processes",
+         "supervisor.minReady must be less than or equal to processes"),
+    ],
+)
+
+CONDITION = obj(
+    "metav1.Condition.",
+    {
+        "type": string("Condition type, e.g. Ready, Progressing, Degraded, ScalingActive."),
+        "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "reason": string("Machine-readable reason in CamelCase."),
+        "message": string("Human-readable detail."),
+        "lastTransitionTime": string("When status last changed.", format="date-time"),
+        "observedGeneration": integer("metadata.generation the condition was computed for."),
+    },
+    required=["type", "status"],
+)
+
+STATUS = obj(
+    "Observed state, written by the operator.",
+    {
+        "observedGeneration": integer("metadata.generation last reconciled."),
+        "replicas": integer("Pods of the Deployment."),
+        "readyReplicas": integer("Ready pods."),
+        "updatedReplicas": integer("Pods of the current template."),
+        "selector": string("Label selector of the pods (for the scale subresource and the HPA)."),
+        "workers": integer("Worker processes in ready pods (processes x readyReplicas)."),
+        "queueDepth": integer("Last observed queue depth."),
+        "conditions": array("Ready, Progressing, Degraded, ScalingActive and conditions of other writers.",
+                            CONDITION, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    },
+)
+
+ROOT_RULES = [("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
+               "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
+               "letter, at most 63 characters): the Service and the pod label are named after it")]
+
+
+def workerpool_schema() -> Schema:
+    """The openAPIV3Schema of WorkerPool."""
+    return obj(
+        "A pool of worker processes supervised by podsup in each pod, scaled by an HPA.",
+        {
+            "apiVersion": string("API version of the object."),
+            "kind": string("Kind of the object."),
+            "metadata": {"type": "object"},
+            "spec": SPEC,
+            "status": STATUS,
+        },
+        required=["spec"],
+        rules=ROOT_RULES,
+    )
+
+
+def workerpool_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition manifest."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{names.PLURAL}.{names.API_GROUP}"},
+        "spec": {
+            "group": names.API_GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": names.KIND, "listKind": f"{names.KIND}List", "plural": names.PLURAL,
+                      "singular": names.KIND.lower(), "shortNames": ["wp"], "categories": ["all", "podsup"]},
+            "versions": [{
+                "name": names.API_VERSION,
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": workerpool_schema()},
+                "subresources": {
+                    "status": {},
+                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                              "labelSelectorPath": ".status.selector"},
+                },
+                "additionalPrinterColumns": [
+                    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas",
+                     "description": "Ready pods"},
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas",
+                     "description": "Pods"},
+                    {"name": "Workers", "type": "integer", "jsonPath": ".status.workers",
+                     "description": "Worker processes in ready pods"},
+                    {"name": "Queue", "type": "integer", "jsonPath": ".status.queueDepth",
+                     "description": "Queue depth"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+            }],
+        },
+    }

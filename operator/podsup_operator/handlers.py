@@ -1,0 +1,105 @@
+"""kopf wiring: every trigger runs the same level-based reconcile.
+
+Handlers are thin and synchronous (kopf runs them in threads; the kubernetes
+client is blocking). WorkerPool create/update/resume and a periodic timer
+reconcile the pool itself; events of the pool's Deployment (status changes,
+deletion) reconcile its owner so status follows the rollout and a deleted
+Deployment comes back at once instead of at the next timer tick. A per-pool
+lock keeps two triggers of one pool from interleaving.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import kopf
+
+from podsup import names
+
+from . import metrics
+from .apply import ClusterApi
+from .config import CONFIG, RESYNC_SECONDS
+from .reconcile import Outcome, reconcile
+
+WORKERPOOLS = (names.API_GROUP, names.API_VERSION, names.PLURAL)
+
+_api: ClusterApi | None = None
+_api_lock = threading.Lock()
+_pool_locks: dict[str, threading.Lock] = {}
+
+
+def cluster_api() -> ClusterApi:
+    """One shared client, configured from the pod's service account or the
+    kubeconfig (the same credentials kopf found)."""
+    global _api
+    with _api_lock:
+        if _api is None:
+            import kubernetes
+
+            try:
+                kubernetes.config.load_incluster_config()
+            except kubernetes.config.ConfigException:
+                kubernetes.config.load_kube_config()
+            _api = ClusterApi(kubernetes.client.ApiClient())
+        return _api
+
+
+def reset_cluster_api() -> None:
+    """Forget the client (tests point the operator at a new emulator)."""
+    global _api
+    with _api_lock:
+        _api = None
+
+
+def _lock_for(uid: str) -> threading.Lock:
+    with _api_lock:
+        return _pool_locks.setdefault(uid, threading.Lock())
+
+
+def run_reconcile(pool: dict, trigger: str, logger: Any) -> Outcome:
+    def emit(type_: str, reason: str, message: str) -> None:
+        kopf.event(pool, type=type_, reason=reason, message=message)
+
+    with metrics.observe(trigger), _lock_for(pool["metadata"].get("uid", "")):
+        outcome = reconcile(pool, cluster_api(), CONFIG.operator_image, emit=emit)
+    for kind in outcome.applied:
+        metrics.WRITES.labels(op="apply").inc()
+    for kind in outcome.deleted:
+        metrics.WRITES.labels(op="delete").inc()
+    if outcome.status_patch:
+        metrics.WRITES.labels(op="status").inc()
+    if outcome.writes:
+        logger.info(f"reconciled ({trigger}): applied {outcome.applied or 'nothing'}, "
+                    f"deleted {outcome.deleted or 'nothing'}, status fields {sorted(outcome.status_patch)}")
+    return outcome
+
+
+def _plain(body: Any) -> dict:
+    """kopf's Body as a plain dict (builders and status work on plain data)."""
+    import copy
+
+    return copy.deepcopy(dict(body))
+
+
+@kopf.on.resume(*WORKERPOOLS)
+@kopf.on.create(*WORKERPOOLS)
+@kopf.on.update(*WORKERPOOLS)
+def pool_changed(body: Any, reason: Any, logger: Any, **_: Any) -> None:
+    run_reconcile(_plain(body), str(getattr(reason, "value", reason)), logger)
+
+
+@kopf.timer(*WORKERPOOLS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def pool_resync(body: Any, logger: Any, **_: Any) -> None:
+    run_reconcile(_plain(body), "resync", logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={names.POOL_LABEL: kopf.PRESENT})
+def deployment_event(event: Any, body: Any, logger: Any, **_: Any) -> None:
+    owner = next((ref for ref in body.get("metadata", {}).get("ownerReferences") or []
+                  if ref.get("controller") and ref.get("kind") == names.KIND), None)
+    if owner is None:
+        return
+    pool = cluster_api().get_pool(body["metadata"]["namespace"], owner["name"])
+    if pool is None or pool["metadata"].get("uid") != owner.get("uid") or pool["metadata"].get("deletionTimestamp"):
+        return  # the owner is gone or going: garbage collection removes the child
+    run_reconcile(pool, f"deployment-{event.get('type') or 'event'}".lower(), logger)

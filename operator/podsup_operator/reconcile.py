@@ -1,0 +1,141 @@
+"""One level-based reconcile of a WorkerPool: desired children vs. the live
+ones, apply what differs, delete what the spec no longer asks for, write the
+status when it changed.
+
+Idempotent and edge-free: it does not care why it runs (create, update,
+resume, timer, a child changed or vanished). A child whose live state already
+contains every field we would apply is left alone, so a resync with nothing
+changed makes zero write calls; a child someone edited or deleted is applied
+again (drift correction). Deployment ``spec.replicas`` is never part of the
+desired state while the HPA owns it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .apply import ClusterApi
+from .builders import desired_children
+from .builders.common import pool_name, pool_namespace
+from .conditions import now_rfc3339
+from .status import compute_status, status_patch
+
+#: emit(type, reason, message): post a Kubernetes Event on the pool.
+Emit = Callable[[str, str, str], None]
+
+
+class ChildConflict(RuntimeError):
+    """A same-named object exists that this pool does not control; the
+    operator refuses to take it over."""
+
+
+@dataclass
+class Outcome:
+    applied: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    status_patch: dict = field(default_factory=dict)
+
+    @property
+    def writes(self) -> int:
+        return len(self.applied) + len(self.deleted) + (1 if self.status_patch else 0)
+
+
+def _scalar_equal(desired: Any, live: Any) -> bool:
+    if desired == live:
+        return True
+    # The API server returns quantities as strings ("1" for cpu: 1).
+    if isinstance(desired, (int, float)) and not isinstance(desired, bool) and isinstance(live, str):
+        return str(desired) == live
+    return False
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True when ``live`` holds every field of ``desired`` with the same value
+    (server defaults and fields of other managers may add more; lists must
+    match item by item)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(live, list) and len(desired) == len(live)
+                and all(is_subset(d, x) for d, x in zip(desired, live)))
+    return _scalar_equal(desired, live)
+
+
+def controlled_by(obj: dict, pool: dict) -> bool:
+    uid = pool["metadata"].get("uid")
+    return any(ref.get("controller") and ref.get("uid") == uid
+               for ref in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for status and Events (the API's own message when
+    there is one)."""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message")
+            if message:
+                return f"{getattr(exc, 'status', '')} {message}".strip()
+        except (ValueError, AttributeError):
+            pass
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _no_emit(type_: str, reason: str, message: str) -> None:
+    return None
+
+
+def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no_emit,
+              now: Callable[[], str] = now_rfc3339) -> Outcome:
+    """Bring the pool's children and status to the desired state.
+
+    Raises what the API raised (after recording Degraded and a Warning event)
+    so the caller (kopf) retries with backoff.
+    """
+    name, namespace = pool_name(pool), pool_namespace(pool)
+    outcome = Outcome()
+    live: dict[str, dict | None] = {}
+    try:
+        for (api_version, kind), desired in desired_children(pool, operator_image).items():
+            current = api.get(api_version, kind, namespace, name)
+            if desired is None:
+                if current is not None and controlled_by(current, pool):
+                    api.delete(api_version, kind, namespace, name, uid=current["metadata"].get("uid"))
+                    outcome.deleted.append(kind)
+                    emit("Normal", "Deleted", f"Deleted {kind} {name}: no longer in the spec")
+                live[kind] = None
+                continue
+            if current is not None and not controlled_by(current, pool):
+                raise ChildConflict(f"{kind} {namespace}/{name} exists and is not controlled by this "
+                                    f"WorkerPool; delete or rename it")
+            if current is not None and is_subset(desired, current):
+                live[kind] = current
+                continue
+            live[kind] = api.apply(desired)
+            outcome.applied.append(kind)
+            if current is None:
+                emit("Normal", "Created", f"Created {kind} {name}")
+            else:
+                emit("Normal", "Updated", f"Applied {kind} {name} (spec changed or drift corrected)")
+    except Exception as exc:
+        message = describe_error(exc)
+        emit("Warning", "ApplyFailed", message)
+        _write_status(pool, api, live, message, now, outcome, swallow=True)
+        raise
+    _write_status(pool, api, live, None, now, outcome, swallow=False)
+    return outcome
+
+
+def _write_status(pool: dict, api: ClusterApi, live: dict, error: str | None, now: Callable[[], str],
+                  outcome: Outcome, swallow: bool) -> None:
+    desired = compute_status(pool, live.get("Deployment"), live.get("HorizontalPodAutoscaler"), error, now())
+    patch = status_patch(pool.get("status"), desired)
+    if not patch:
+        return
+    try:
+        api.patch_status(pool, patch)
+        outcome.status_patch = patch
+    except Exception:
+        if not swallow:  # on the error path the original error matters more
+            raise
