@@ -1,0 +1,71 @@
+"""Run one Helm action with Helm's own Go code and print its result as JSON.
+
+Called by the chart tests as a subprocess (``python -m tests.chart.helmrun``):
+helm-sdkpy and helm-python-sdk each load a Go runtime, and two Go runtimes
+must never share one process, so each action gets a fresh one.
+
+    lint CHART_DIR                   helm-sdkpy's Lint action (the CI gate)
+    lint-messages CHART_DIR          helm-python-sdk's lint, for readable messages
+    render CHART_DIR VALUES_JSON     helm-python-sdk's offline render (helm template)
+    validate CHART_DIR VALUES_JSON   the chart's values.schema.json, applied by Helm
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+
+def lint(chart: str) -> dict:
+    import helm_sdkpy
+
+    result = asyncio.run(helm_sdkpy.Lint(helm_sdkpy.Configuration()).run(chart))
+    return {
+        "total": result.get("TotalChartsLinted"),
+        "messages": [{"severity": m.get("Severity"), "path": m.get("Path")}
+                     for m in result.get("Messages") or []],
+        "errors": len(result.get("Errors") or []),
+    }
+
+
+def lint_messages(chart: str) -> dict:
+    import helm_python
+
+    return helm_python.lint(chart)
+
+
+def render(chart: str, values: dict) -> dict:
+    import helm_python
+
+    loaded = helm_python.Chart.load(chart)
+    return loaded.render(values, name="podsup", namespace="podsup-system", is_install=True)
+
+
+def validate(chart: str, values: dict) -> dict:
+    import helm_python
+
+    try:
+        helm_python.Chart.load(chart).validate_schema(values)
+    except helm_python.HelmValuesError as exc:
+        return {"valid": False, "error": str(exc)}
+    return {"valid": True, "error": None}
+
+
+def main(argv: list[str]) -> int:
+    action, chart, *rest = argv
+    if action == "lint":
+        out = lint(chart)
+    elif action == "lint-messages":
+        out = lint_messages(chart)
+    elif action == "render":
+        out = render(chart, json.loads(rest[0]))
+    elif action == "validate":
+        out = validate(chart, json.loads(rest[0]))
+    else:
+        raise SystemExit(f"helmrun: unknown action {action!r}")
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
