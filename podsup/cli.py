@@ -18,7 +18,10 @@ from podsup import config as config_mod
 #: name -> ("module:function", one-line help). Add subcommands here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("podsup.cli:run", "supervise N workers of COMMAND"),
-    # issue 3 (podsup.ctl.cli_commands): status, scale, reload, drain
+    "status": ("podsup.ctl.cli_commands:status_main", "show the pool (table, --json, --watch)"),
+    "scale": ("podsup.ctl.cli_commands:scale_main", "change the worker count live: N, +K or -K"),
+    "reload": ("podsup.ctl.cli_commands:reload_main", "rolling restart, one worker at a time"),
+    "drain": ("podsup.ctl.cli_commands:drain_main", "preStop: readiness off, stop workers gracefully (--wait)"),
 }
 
 

@@ -71,7 +71,55 @@ class Extension:
 def build_extensions(config: "Config") -> list[Any]:
     """The extensions ``podsup run`` installs for ``config``.
 
-    Empty for now: issue 3 adds the control socket, HTTP server, watchdog,
-    queue probe and metrics here.
+    Everything that binds or imports is built here, before the first worker
+    starts, so a taken port, a live control socket or a missing queue extra
+    fails ``podsup run`` at once with one line (ConfigError).
     """
-    return []
+    from podsup.config import ConfigError
+    from podsup.ctl.server import ControlExtension
+    from podsup.http import HealthState, HttpExtension
+    from podsup.metrics import MetricsExtension
+    from podsup.multiproc import MultiprocExtension
+    from podsup.queueprobe import QueueConfigError, QueueProbeExtension
+    from podsup.watchdog import Limits, WatchdogExtension
+
+    extensions: list[Any] = []
+    try:
+        multiproc = MultiprocExtension()
+        extensions.append(multiproc)
+        probe = QueueProbeExtension([config.queue], config.queue_interval) if config.queue else None
+        metrics = MetricsExtension(probed=probe.board.readings if probe else dict, multiproc_dir=multiproc.path)
+        extensions.append(metrics)
+        if probe is not None:
+            extensions.append(probe)
+        health = HealthState(needed=config.ready_needed)
+        if config.http is not None:
+            try:
+                extensions.append(HttpExtension(config.http, metrics.registry, health))
+            except OSError as exc:
+                host, port = config.http
+                raise ConfigError(f"podsup run: invalid --http {host}:{port}: cannot listen: {exc.strerror or exc}") from None
+        if config.control is not None:
+            try:
+                extensions.append(ControlExtension(config.control, on_drain=health.set_draining,
+                                                   drain_budget=config.drain_delay + config.graceful_timeout))
+            except OSError as exc:
+                raise ConfigError(f"podsup run: invalid --control {config.control}: {exc.strerror or exc}") from None
+        limits = Limits.from_config(config)
+        if limits.active:
+            extensions.append(WatchdogExtension(limits, on_slow=metrics.stats.slow.inc))
+    except QueueConfigError as exc:
+        _close_all(extensions)
+        raise ConfigError(f"podsup run: {exc}") from None
+    except BaseException:
+        _close_all(extensions)
+        raise
+    return extensions
+
+
+def _close_all(extensions: list[Any]) -> None:
+    for ext in extensions:
+        try:
+            ext.close()
+        except Exception:  # noqa: BLE001 - cleaning up after a failed start
+            pass

@@ -62,6 +62,8 @@ def readiness(snapshot: PoolSnapshot | None, needed: int, draining: bool) -> tup
     up = ready_workers(snapshot)
     if up < needed:
         return False, f"{up} of {needed} required workers ready"
+    if not snapshot.ready:
+        return False, f"pool is {snapshot.state.value}"
     return True, f"{up} workers ready"
 
 

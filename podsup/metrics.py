@@ -93,6 +93,23 @@ def workers_by_state(snapshot: PoolSnapshot) -> dict[str, int]:
     return counts
 
 
+def per_slot(snap: PoolSnapshot) -> dict[int, tuple[int, float, float]]:
+    """Slot → (RSS, CPU %, uptime). While a worker is recycled its slot has two
+    processes (the replacement starts first); one series per slot keeps the
+    ``worker`` label stable across respawns, so RSS and CPU are summed (what
+    the slot costs) and the uptime is the newest process's."""
+    out: dict[int, tuple[int, float, float]] = {}
+    for w in snap.workers:
+        if w.pid is None:
+            continue
+        if w.id in out:
+            rss, cpu, uptime = out[w.id]
+            out[w.id] = (rss + w.rss_bytes, cpu + w.cpu_percent, min(uptime, w.uptime))
+        else:
+            out[w.id] = (w.rss_bytes, w.cpu_percent, w.uptime)
+    return out
+
+
 def split_exit(key: str) -> tuple[str, str]:
     """``"exit 1"`` → ("exit", "1"); ``"signal SIGKILL"`` → ("signal", "SIGKILL"); ``"oom"`` → ("oom", "")."""
     kind, _, code = key.partition(" ")
@@ -113,8 +130,6 @@ class ReportStats:
         self.duration = Histogram(f"{P}request_duration_seconds",
                                   "Duration of requests or jobs, as reported by workers (done <seconds>).",
                                   buckets=DURATION_BUCKETS, registry=registry)
-        self.malformed = Counter(f"{P}reports_malformed", "Worker report datagrams that could not be parsed and were ignored.",
-                                 registry=registry)
         self.slow = Counter(f"{P}slow_requests", "Requests or jobs that took longer than --slow-request.",
                             registry=registry)
 
@@ -187,12 +202,10 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
     cpu = GaugeMetricFamily(f"{P}worker_cpu_ratio", "CPU use of a worker as a fraction of one core.", labels=["worker"])
     up = GaugeMetricFamily(f"{P}worker_uptime_seconds", "Seconds since the worker in this slot was started.",
                            labels=["worker"])
-    for w in snap.workers:
-        if w.pid is None:
-            continue
-        rss.add_metric([str(w.id)], w.rss_bytes)
-        cpu.add_metric([str(w.id)], w.cpu_percent / 100.0)
-        up.add_metric([str(w.id)], w.uptime)
+    for slot, (rss_bytes, cpu_percent, uptime) in sorted(per_slot(snap).items()):
+        rss.add_metric([str(slot)], rss_bytes)
+        cpu.add_metric([str(slot)], cpu_percent / 100.0)
+        up.add_metric([str(slot)], uptime)
     out += [rss, cpu, up]
 
     out.append(GaugeMetricFamily(names.METRIC_REQUESTS_PER_SECOND,
@@ -215,7 +228,8 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
                                  value=1 if snap.draining else 0))
     out.append(GaugeMetricFamily(f"{P}crash_loop", "1 while workers crash faster than --crashloop-threshold allows.",
                                  value=1 if snap.crash_loop else 0))
-    out.append(GaugeMetricFamily(f"{P}ready", "1 when /readyz answers 200.", value=1 if snap.ready else 0))
+    out.append(CounterMetricFamily(f"{P}reports_malformed", "Worker report datagrams that could not be parsed and were ignored.",
+                                   value=getattr(snap, "malformed_reports", 0)))
     out.append(GaugeMetricFamily(f"{P}start_time_seconds", "Unix time podsup started.", value=snap.started_at))
     return out
 
@@ -236,26 +250,20 @@ from podsup.extensions import Extension  # noqa: E402  (the pure part above need
 
 
 class MetricsExtension(Extension):
-    """Owns podsup's registry: feeds it from reports (in the loop thread) and
-    reads the pool through ``arbiter.snapshot()`` at scrape time (HTTP thread)."""
+    """Owns podsup's registry: feeds it from ``done`` reports (in the loop
+    thread) and reads the pool through ``arbiter.snapshot()`` at scrape time
+    (HTTP thread). Queue depths that workers report arrive in the snapshot;
+    ``probed`` adds the broker probe's readings."""
 
     def __init__(self, probed: Callable[[], Mapping[str, QueueReading]] = dict,
                  multiproc_dir: str | None = None, window: float = RATE_WINDOW):
         self.arbiter: Any = None
-        self._probed = probed
-        self._reported: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.registry, self.stats = build_registry(self._snapshot, self._queues, multiproc_dir, window)
+        self.registry, self.stats = build_registry(self._snapshot, probed, multiproc_dir, window)
 
     def _snapshot(self) -> PoolSnapshot:
         if self.arbiter is None:
             raise RuntimeError("metrics: not attached to the master loop yet")
         return self.arbiter.snapshot()
-
-    def _queues(self) -> Mapping[str, QueueReading]:
-        with self._lock:
-            reported = dict(self._reported)
-        return merge_queues(reported, self._probed())
 
     def attach(self, arbiter: Any) -> None:
         self.arbiter = arbiter
@@ -263,10 +271,3 @@ class MetricsExtension(Extension):
     def on_report(self, slot: int, pid: int, report: Any) -> None:
         if report.kind == "done":
             self.stats.done(report.seconds or 0.0)
-        elif report.kind == "queue" and report.queue:
-            with self._lock:
-                self._reported[report.queue] = float(report.depth or 0.0)
-
-    def on_malformed(self, count: int = 1) -> None:
-        """A datagram that is not a report (counted, otherwise ignored)."""
-        self.stats.malformed.inc(count)

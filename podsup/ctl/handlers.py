@@ -101,5 +101,7 @@ class Handlers:
         if self.on_drain is not None:
             self.on_drain()
         result = self._submit(Drain())
+        if "drain_delay" in result and "graceful_timeout" in result:
+            result["budget"] = float(result["drain_delay"]) + float(result["graceful_timeout"])
         result.setdefault("budget", self.drain_budget)
         return result
