@@ -122,12 +122,3 @@ class ReportSocket:
         self.sock.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-
-def send(path: str, line: str) -> bool:
-    """Send one report without ever blocking the worker (False if dropped)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(line.encode("utf-8"), socket.MSG_DONTWAIT, path)
-            return True
-        except OSError:
-            return False
