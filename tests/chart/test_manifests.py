@@ -233,3 +233,14 @@ def test_adapter_rules_serve_the_hpa_metric_names_with_the_right_kinds():
 def test_adapter_rules_configmap_namespace_and_name_options():
     cm, _ = adapter_config({"namespace": "monitoring", "name": "podsup-rules"})
     assert (cm["metadata"]["namespace"], cm["metadata"]["name"]) == ("monitoring", "podsup-rules")
+
+
+def test_notes_tell_the_next_command_with_an_existing_example():
+    notes = render_notes()
+    assert "kubectl get wp" in notes
+    applied = re.findall(r"kubectl apply .*-f (\S+)", notes)
+    assert applied, notes
+    for path in applied:
+        assert (CHART.parents[1] / path).is_file(), f"NOTES.txt names {path}, which does not exist"
+    scoped = render_notes({"operator": {"watchNamespaces": ["team-a"]}})
+    assert "-n team-a" in scoped and "team-a" in scoped.splitlines()[1]
