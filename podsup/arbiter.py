@@ -444,7 +444,7 @@ class Arbiter:
         requested = worker.state is WorkerState.STOPPING or worker.retiring or slot is None
         fields = dict(slot=worker.slot, pid=worker.pid, status=description, uptime=f"{uptime:.2f}s")
         if requested or self.draining or self.stopping or (slot is not None and slot.current is not None):
-            self.log.info("worker stopped", killed=worker.killed or None, **fields)
+            self.log.info("worker stopped", **fields, killed=worker.killed or None)
             return
         if policy.is_done(status.code, self.config.normal_exit_codes):
             slot.done = True

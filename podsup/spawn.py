@@ -31,7 +31,15 @@ def spawn_command(argv: list[str], env: dict[str, str], stdout_fd: int, stderr_f
 def open_fds() -> frozenset[int]:
     """Descriptors open now (taken after --preload's import: those are kept
     in workers; everything the master opens later is closed in them)."""
-    return frozenset(int(fd) for fd in os.listdir("/proc/self/fd"))
+    listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    open_now = set()
+    for fd in listed:  # drop the descriptor listdir itself used (closed by now)
+        try:
+            os.fstat(fd)
+            open_now.add(fd)
+        except OSError:
+            pass
+    return frozenset(open_now)
 
 
 def fork_call(func: Callable[[], object], env: dict[str, str], stdout_fd: int, stderr_fd: int,

@@ -21,7 +21,8 @@ if os.environ.get("RECORD_DIR"):
 
 def main() -> int:
     record(imported_by=IMPORTED_BY, sigterm_default=signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
-           sigint_default=signal.getsignal(signal.SIGINT) == signal.SIG_DFL, table=len(SHARED_TABLE))
+           sigint_default=signal.getsignal(signal.SIGINT) == signal.SIG_DFL, table=len(SHARED_TABLE),
+           fds=sorted(int(fd) for fd in os.listdir("/proc/self/fd")))
     print(f"preloaded worker {os.environ.get('PODSUP_WORKER_ID')} pid {os.getpid()}", flush=True)
     while True:
         time.sleep(3600)

@@ -1,0 +1,75 @@
+"""Bad input to a real ``podsup run``: exit 2 and one clear line, never a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.podsup_process import REPO, worker
+
+SLEEPER = [sys.executable, worker("sleeper")]
+
+
+def podsup(args, env=None, cwd=None):
+    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "podsup", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or REPO, timeout=60)
+
+
+CASES = [
+    # (id, args, env, text the single line must contain)
+    ("unknown flag", ["run", "--wokers", "2", "--", *SLEEPER], {}, "unrecognized arguments: --wokers"),
+    ("negative count", ["run", "--workers", "-1", "--", *SLEEPER], {}, "--workers '-1' (from --workers): must be an integer >= 0"),
+    ("not a number", ["run", "--workers", "many", "--", *SLEEPER], {}, "--workers 'many' (from --workers): must be an integer >= 0"),
+    ("unknown signal", ["run", "--stop-signal", "SIGFOO", "--", *SLEEPER], {}, "--stop-signal 'SIGFOO' (from --stop-signal): must be a signal name"),
+    ("command not executable", ["run", "--", "/nonexistent/worker"], {}, "COMMAND '/nonexistent/worker' cannot be executed"),
+    ("command not on PATH", ["run", "--", "no-such-program-podsup"], {}, "COMMAND 'no-such-program-podsup' cannot be executed"),
+    ("no command", ["run", "--workers", "1"], {}, "missing the worker command"),
+    ("bad env value", ["run", "--", *SLEEPER], {"PODSUP_GRACEFUL_TIMEOUT": "soon"}, "--graceful-timeout 'soon' (from env PODSUP_GRACEFUL_TIMEOUT): must be seconds >= 0"),
+    ("bad log format", ["run", "--log-format", "xml", "--", *SLEEPER], {}, "--log-format 'xml' (from --log-format): must be one of: text, json"),
+    ("bad exit codes", ["run", "--normal-exit-codes", "0,300", "--", *SLEEPER], {}, "exit codes 0..255"),
+    ("bad http", ["run", "--http", "localhost", "--", *SLEEPER], {}, "--http 'localhost' (from --http): must be ADDR:PORT"),
+    ("bad max-rss", ["run", "--max-rss", "lots", "--", *SLEEPER], {}, "--max-rss 'lots' (from --max-rss): must be bytes"),
+    ("bad queue", ["run", "--queue", "kafka://x", "--", *SLEEPER], {}, "--queue 'kafka://x' (from --queue): must be a URL redis://"),
+    ("preload and command", ["run", "--preload", "a:b", "--", *SLEEPER], {}, "either a COMMAND after -- or --preload"),
+    ("preload missing module", ["run", "--preload", "no_such_module_podsup:main"], {}, "--preload 'no_such_module_podsup:main': cannot import 'no_such_module_podsup'"),
+    ("preload bad spec", ["run", "--preload", "justamodule"], {}, "--preload 'justamodule' (from --preload): must be MODULE:FUNC"),
+    ("unknown subcommand", ["frobnicate"], {}, "unknown subcommand 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("args,env,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_clear_line(args, env, expected):
+    result = podsup(args, env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+
+
+def test_bad_config_file_key_and_yaml(tmp_path):
+    bad_key = tmp_path / "bad.yaml"
+    bad_key.write_text("workers: 2\ngracefull-timeout: 3\n")
+    result = podsup(["run", "--config", str(bad_key), "--", *SLEEPER])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown key 'gracefull-timeout'" in result.stderr and "graceful-timeout" in result.stderr
+    not_yaml = tmp_path / "broken.yaml"
+    not_yaml.write_text("workers: [1,\n")
+    result = podsup(["run", "--config", str(not_yaml), "--", *SLEEPER])
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+    bad_value = tmp_path / "value.yaml"
+    bad_value.write_text("crashloop-threshold: -3\n")
+    result = podsup(["run", "--config", str(bad_value), "--", *SLEEPER])
+    assert result.returncode == 2
+    assert f"--crashloop-threshold -3 (from config file {bad_value}): must be an integer >= 0" in result.stderr.replace("'-3'", "-3")
+
+
+def test_help_lists_every_option_with_its_env_name():
+    result = podsup(["run", "--help"])
+    assert result.returncode == 0
+    from podsup.config import OPTIONS
+    for option in OPTIONS:
+        assert option.flag in result.stdout and option.env in result.stdout

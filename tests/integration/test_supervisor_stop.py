@@ -1,0 +1,92 @@
+"""Stopping podsup with real signals: graceful TERM, fast INT/QUIT, second TERM."""
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+
+from tests.integration.podsup_process import PodsupProcess, alive, records, worker
+from tests.waiting import wait_for
+
+PY = sys.executable
+
+
+def start(tmp_path, script, *options, env=None):
+    args = ["run", *options, "--", PY, worker(script)]
+    return PodsupProcess(args, env={"RECORD_DIR": str(tmp_path), **(env or {})})
+
+
+def test_term_waits_for_a_worker_finishing_its_job_and_exits_0(tmp_path):
+    with start(tmp_path, "graceful_job", "--workers", "2", "--graceful-timeout", "20",
+               env={"JOB_SECONDS": "1"}) as p:
+        p.wait_for_line(r"^\[worker \d\] ready$", count=2)
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(40) == 0
+        finished = records(tmp_path, "finished")
+        assert sorted(r["slot"] for r in finished) == ["0", "1"]
+        assert p.matches(r"^\[worker 0\] job finished$")
+        assert not p.matches(r"SIGKILL")
+
+
+def test_a_worker_ignoring_term_is_sigkilled_after_the_graceful_timeout(tmp_path):
+    with start(tmp_path, "ignore_term", "--workers", "1", "--graceful-timeout", "1") as p:
+        p.wait_for_line(r"^\[worker 0\] ignoring SIGTERM$")
+        pid = records(tmp_path)[0]["pid"]
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(30) == 1  # non-zero: a worker had to be killed
+        p.wait_for_line(rf"did not stop within the graceful timeout: SIGKILL slot=0 pid={pid}")
+        assert p.matches(rf'worker stopped slot=0 pid={pid} status="signal SIGKILL"')
+        assert not alive(pid)
+
+
+def test_stop_signal_option_is_what_workers_receive(tmp_path):
+    with start(tmp_path, "ignore_term", "--workers", "1", "--graceful-timeout", "20",
+               "--stop-signal", "INT") as p:
+        p.wait_for_line(r"^\[worker 0\] ignoring SIGTERM$")
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(30) == 0  # SIGINT (KeyboardInterrupt) ended the worker in time
+        assert p.matches(r"stopping workers signal=SIGINT")
+        assert not p.matches(r"SIGKILL")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_int_and_quit_stop_fast_without_waiting_for_jobs(tmp_path, sig):
+    with start(tmp_path, "graceful_job", "--workers", "2", "--graceful-timeout", "60",
+               env={"JOB_SECONDS": "60"}) as p:
+        p.wait_for_line(r"^\[worker \d\] ready$", count=2)
+        pids = [r["pid"] for r in records(tmp_path)]
+        p.signal(sig)
+        assert p.wait_exit(20) == 1  # well before the 60 s jobs: workers were killed
+        assert p.matches(rf"fast stop: killing every worker why={signal.Signals(sig).name}")
+        assert not records(tmp_path, "finished")
+        assert not any(alive(pid) for pid in pids)
+
+
+def test_second_term_during_a_graceful_stop_turns_it_into_a_fast_stop(tmp_path):
+    with start(tmp_path, "graceful_job", "--workers", "1", "--graceful-timeout", "60",
+               env={"JOB_SECONDS": "60"}) as p:
+        p.wait_for_line(r"^\[worker 0\] ready$")
+        p.signal(signal.SIGTERM)
+        p.wait_for_line(r"^\[worker 0\] finishing the current job$")
+        assert p.returncode is None
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(20) == 1
+        assert p.matches(r"fast stop: killing every worker why=\"second SIGTERM\"")
+        assert not records(tmp_path, "finished")
+
+
+def test_drain_delay_holds_workers_before_signalling_them(tmp_path):
+    with start(tmp_path, "graceful_job", "--workers", "1", "--graceful-timeout", "20",
+               "--drain-delay", "1", env={"JOB_SECONDS": "0"}) as p:
+        p.wait_for_line(r"^\[worker 0\] ready$")
+        p.signal(signal.SIGTERM)
+        p.wait_for_line(r"graceful stop: readiness off why=SIGTERM drain_delay=1s")
+        # during the delay the worker is untouched: it has not started finishing
+        assert not p.matches(r"finishing the current job")
+        assert records(tmp_path) and alive(records(tmp_path)[0]["pid"])
+        assert p.wait_exit(30) == 0
+        lines = [t for _, t in p.lines]
+        drain = next(i for i, t in enumerate(lines) if "graceful stop" in t)
+        signalled = next(i for i, t in enumerate(lines) if "stopping workers" in t)
+        assert drain < signalled
