@@ -253,3 +253,52 @@ def server_dir(name: str) -> str:
     return tempfile.mkdtemp(prefix=f"podsup-test-{name}-")
 
 
+
+
+# --- reading a running podsup (used by the integration tests) -----------------
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
+    """(status, body) of GET http://127.0.0.1:PORT/PATH (error statuses too)."""
+    import urllib.error
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """podsup's /metrics as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, body = http_get(port, "/metrics")
+    assert status == 200, body
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def sample(port: int, name: str, **labels: str) -> float | None:
+    """One sample of podsup's /metrics, None when absent."""
+    return scrape(port).get((name, tuple(sorted(labels.items()))))
+
+
+def podsup_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run ``python -m podsup ARGS`` like a user (or a preStop hook) would."""
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "podsup", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=repo, stdin=subprocess.DEVNULL)
+
+
+def status_json(control: str) -> dict[str, Any]:
+    """``podsup status --json`` through the real CLI."""
+    result = podsup_cli("status", "--json", "--control", control)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def live_pids(status: dict[str, Any]) -> set[int]:
+    return {w["pid"] for w in status["workers"] if w["pid"] is not None}

@@ -94,3 +94,9 @@ def test_broken_collector_gives_500_and_server_survives(served):
     assert get(base + "/metrics")[0] == 500
     health.mark_tick(snap([WorkerState.IDLE]))
     assert get(base + "/healthz")[0] == 200
+
+
+def test_a_server_never_started_closes_at_once():
+    registry, _ = metrics.build_registry(lambda: snap([]))
+    server = HttpServer(("127.0.0.1", 0), registry, HealthState())
+    server.close()  # must not wait for a serve loop that never ran
