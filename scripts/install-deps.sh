@@ -12,6 +12,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# the report-protocol examples (examples/workers/report_worker.{sh,php}) are tested
+command -v socat >/dev/null || need_apt+=(socat)
+command -v php >/dev/null || need_apt+=(php-cli)
 if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
