@@ -1,0 +1,105 @@
+"""The standalone podsup executable (PyInstaller one-file) supervising real
+workers: no Python of ours on the path, workers that are not Python at all.
+Start, crash -> respawn, TERM -> graceful stop, and `status --json`."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+import podsup
+from tests.packaging.conftest import FIGURES, ROOT, clean_env, median_ms, startup_times
+from tests.waiting import wait_for
+
+# A worker with no Python: a shell loop that dies on TERM (default action).
+SHELL_WORKER = ["sh", "-c", "echo worker $PODSUP_WORKER_ID of $PODSUP_WORKERS up; while :; do sleep 1; done"]
+
+
+def test_binary_runs_without_the_source_tree_and_reports_start_up_time(podsup_binary, tmp_path):
+    proc = subprocess.run([str(podsup_binary), "--version"], capture_output=True, text=True,
+                          env=clean_env(), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"podsup {podsup.__version__}"
+    FIGURES["binary start-up (podsup --version)"] = median_ms(
+        startup_times([str(podsup_binary), "--version"], env=clean_env(), cwd=tmp_path))
+    FIGURES["python -m podsup --version (for comparison)"] = median_ms(
+        startup_times([sys.executable, "-m", "podsup", "--version"], cwd=ROOT))
+
+
+def test_binary_knows_every_subcommand(podsup_binary, tmp_path):
+    from podsup.cli import SUBCOMMANDS
+
+    for name in SUBCOMMANDS:
+        proc = subprocess.run([str(podsup_binary), name, "--help"], capture_output=True, text=True,
+                              env=clean_env(), cwd=tmp_path, timeout=60)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "usage:" in proc.stdout, name
+
+
+def test_binary_leaves_the_operator_out(podsup_binary):
+    from PyInstaller.archive.readers import CArchiveReader
+
+    archive = CArchiveReader(str(podsup_binary))
+    pyz_name = next(name for name in archive.toc if name.endswith(".pyz"))
+    # Python modules live in the embedded PYZ archive; read its table of contents.
+    modules = set(archive.open_embedded_archive(pyz_name).toc)
+    assert "podsup.cli" in modules and "podsup.ctl.cli_commands" in modules
+    assert not {m for m in modules if m.split(".")[0] in {"kopf", "kubernetes", "podsup_operator"}}
+    FIGURES["binary modules"] = str(len(modules))
+
+
+def test_start_status_json_crash_respawn_and_graceful_term(run_binary):
+    run = run_binary(["--workers", "2", "--graceful-timeout", "20"], SHELL_WORKER)
+    run.wait_for_line(r"worker started slot=1")
+    run.wait_for_line(r"worker 1 of 2 up")
+
+    status = wait_for(lambda: (lambda s: s if s["running"] == 2 and all(w["pid"] for w in s["workers"]) else None)(
+        run.status()), 30, message="status --json with 2 running workers")
+    assert status["desired"] == 2 and status["ready"] is True and status["healthy"] is True
+    pids = {w["id"]: w["pid"] for w in status["workers"]}
+    assert sorted(pids) == [0, 1]
+    for pid in pids.values():
+        assert psutil.Process(pid).ppid() == run_binary_child(run).pid
+
+    # crash -> respawn: SIGKILL slot 0's worker; podsup starts a new one in slot 0.
+    psutil.Process(pids[0]).kill()
+    respawned = wait_for(lambda: (lambda s: s if s["workers"][0]["pid"] not in (None, pids[0]) else None)(
+        run.status()), 30, message="slot 0 respawned")
+    assert respawned["workers"][0]["restarts"] == 1
+    assert respawned["workers"][1]["pid"] == pids[1]
+    assert sum(respawned["restarts"].values()) == 1
+    assert re.search(rf'worker exited slot=0 pid={pids[0]} status="signal SIGKILL"', run.output()), run.output()
+    new_pid = respawned["workers"][0]["pid"]
+
+    # TERM -> graceful stop: every worker gets TERM, podsup exits 0.
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait_exit(60) == 0, run.output()
+    out = run.output()
+    assert re.search(r"graceful stop", out)
+    for pid in (new_pid, pids[1]):
+        assert re.search(rf"worker stopped slot=\d pid={pid} status=\"signal SIGTERM\"", out), out
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def run_binary_child(run):
+    """The supervising process: a one-file executable's bootloader runs
+    podsup as its only child (and forwards signals to it)."""
+    children = psutil.Process(run.proc.pid).children()
+    podsup_procs = [c for c in children if c.exe() == str(run.binary)]
+    assert len(podsup_procs) == 1, children
+    return podsup_procs[0]
+
+
+def test_crashing_worker_is_respawned_with_backoff(run_binary):
+    run = run_binary(["--workers", "1", "--backoff-max", "1"], ["sh", "-c", "echo boom; exit 3"])
+    run.wait_for_line(r'worker exited slot=0 .*status="exit 3"', count=3)
+    status = run.status()
+    assert status["exits"].get("exit 3", 0) >= 3, status["exits"]
+    assert status["workers"][0]["restarts"] >= 2
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait_exit(60) == 0, run.output()
