@@ -106,8 +106,9 @@ class LinePump:
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             self.emit(line)
-        if len(self.buffer) >= MAX_LINE:
-            self.flush()
+        while len(self.buffer) >= MAX_LINE:  # a line without end: cut it, never hoard
+            self.emit(self.buffer[:MAX_LINE])
+            self.buffer = self.buffer[MAX_LINE:]
         return True
 
     def flush(self) -> None:

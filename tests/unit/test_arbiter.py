@@ -1,0 +1,493 @@
+"""The master loop's policy against FakeSystem: no processes, no real waiting.
+
+Tests are named after the transitions they check.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import pytest
+
+from podsup import client, commands, names
+from podsup.arbiter import Arbiter
+from podsup.cgroup import OomCounter
+from podsup.config import Config
+from podsup.extensions import Extension
+from podsup.output import Log
+from podsup.states import PoolState, WorkerState
+from podsup.system import FakeSystem
+from tests.waiting import wait_for
+
+
+class Pool:
+    """An Arbiter on a FakeSystem, with helpers to drive it."""
+
+    def __init__(self, first_pid: int | None = None, oom_path: str | None = None,
+                 extensions=(), **options) -> None:
+        options.setdefault("workers", 2)
+        options.setdefault("graceful_timeout", 5.0)
+        self.config = Config(command=("worker",), **options)
+        self.fake = FakeSystem()
+        if first_pid is not None:
+            self.fake.next_pid = first_pid - 1
+        self.err = io.BytesIO()
+        self.arb = Arbiter(self.config, extensions=extensions, system=self.fake,
+                           log=Log("text", out=io.BytesIO(), err=self.err),
+                           oom=OomCounter(oom_path or ""), install_signals=False)
+        self.arb.start()
+        self.step()
+
+    def step(self) -> None:
+        self.arb.step(0)
+
+    def advance(self, seconds: float) -> None:
+        self.fake.advance(seconds)
+        self.step()
+
+    def pid(self, slot: int) -> int:
+        return self.arb.slots[slot].current.pid
+
+    def state(self, slot: int) -> WorkerState:
+        return self.arb.slots[slot].current.state
+
+    def spawned_slots(self) -> list[str]:
+        return [env[names.ENV_WORKER_ID] for _pid, _argv, env in self.fake.spawned]
+
+    def run(self, command):
+        future = self.arb.submit(command)
+        self.step()
+        return future
+
+    def log(self) -> str:
+        return self.err.getvalue().decode()
+
+    def close(self) -> None:
+        self.arb.close()
+
+
+@pytest.fixture
+def pools():
+    made = []
+
+    def make(**options) -> Pool:
+        made.append(Pool(**options))
+        return made[-1]
+    yield make
+    for pool in made:
+        pool.close()
+
+
+# --- spawning ---------------------------------------------------------------
+
+def test_start_spawns_every_slot_in_starting_with_its_id_count_and_report_path(pools):
+    pool = pools(workers=3)
+    assert pool.spawned_slots() == ["0", "1", "2"]
+    for _pid, argv, env in pool.fake.spawned:
+        assert argv == ["worker"]
+        assert env[names.ENV_WORKERS] == "3"
+        assert env[names.ENV_REPORT] == pool.arb.report.path
+    assert all(pool.state(s) is WorkerState.STARTING for s in range(3))
+
+
+# --- worker state machine -------------------------------------------------
+
+def test_starting_to_idle_on_first_report(pools):
+    pool = pools()
+    pool.arb.handle_report(pool.pid(0), b"heartbeat")
+    assert pool.state(0) is WorkerState.IDLE
+    assert pool.state(1) is WorkerState.STARTING
+    assert pool.arb.transitions[("starting", "idle")] == 1
+    assert pool.arb.snapshot().workers[0].last_heartbeat is not None
+
+
+def test_starting_to_idle_after_the_startup_period(pools):
+    pool = pools()
+    pool.advance(0.5)
+    assert pool.state(0) is WorkerState.STARTING
+    pool.advance(0.5)
+    assert pool.state(0) is WorkerState.IDLE and pool.state(1) is WorkerState.IDLE
+
+
+def test_idle_to_busy_on_busy_and_busy_to_idle_on_done(pools):
+    pool = pools()
+    pid = pool.pid(0)
+    pool.arb.handle_report(pid, b"busy")
+    assert pool.state(0) is WorkerState.BUSY
+    assert pool.arb.snapshot().workers[0].busy_since is not None
+    pool.advance(0.2)
+    pool.arb.handle_report(pid, b"done 0.2\n")
+    worker = pool.arb.snapshot().workers[0]
+    assert worker.state is WorkerState.IDLE and worker.busy_since is None
+    assert worker.requests == 1 and worker.qps > 0
+    pool.arb.handle_report(pid, b"busy")
+    pool.arb.handle_report(pid, b"idle")
+    assert pool.state(0) is WorkerState.IDLE
+    assert pool.arb.snapshot().workers[0].requests == 1  # idle is not a request
+
+
+def test_stopping_is_final_reports_do_not_revive_a_stopping_worker(pools):
+    pool = pools(workers=1)
+    old = pool.pid(0)
+    pool.run(commands.Scale(absolute=0))
+    worker = pool.arb.workers[old]
+    assert worker.state is WorkerState.STOPPING
+    pool.arb.handle_report(old, b"busy")
+    assert worker.state is WorkerState.STOPPING
+
+
+def test_queue_report_sets_the_pool_queue_depth(pools):
+    pool = pools()
+    pool.arb.handle_report(pool.pid(1), b"queue jobs 42")
+    assert pool.arb.snapshot().queues == {"jobs": 42.0}
+
+
+def test_malformed_reports_are_counted_and_ignored(pools):
+    pool = pools()
+    for data in (b"", b"dance", b"done soon", b"queue jobs", b"\xff\xfe", b"busy now"):
+        pool.arb.handle_report(pool.pid(0), data)
+    assert pool.arb.snapshot().malformed_reports == 6
+    assert pool.state(0) is WorkerState.STARTING
+
+
+def test_report_over_the_real_socket_is_attributed_by_kernel_credentials(pools):
+    # the fake pool's first worker gets our own pid, so a datagram we send is
+    # attributed to it by SCM_CREDENTIALS, not by anything in the payload
+    pool = pools(workers=1, first_pid=os.getpid())
+    assert pool.pid(0) == os.getpid()
+    reporter = client.Reporter(pool.arb.report.path)
+    assert reporter.busy()
+
+    def busy() -> bool:
+        pool.step()
+        return pool.state(0) is WorkerState.BUSY
+    wait_for(busy, 10, message="the busy report to arrive")
+    assert reporter.send("not a report")
+    wait_for(lambda: pool.step() or pool.arb.malformed_reports == 1, 10, message="malformed count")
+    reporter.close()
+
+
+# --- exits, backoff, job mode, OOM -----------------------------------------
+
+def test_crash_respawns_the_same_slot_first_at_once_then_with_backoff(pools):
+    pool = pools(backoff_max=0.3)
+    first = pool.pid(1)
+    pool.fake.exit(first, code=1)
+    pool.step()
+    second = pool.pid(1)
+    assert second != first and pool.spawned_slots()[-1] == "1"
+    pool.fake.exit(second, code=1)
+    pool.step()
+    assert pool.arb.slots[1].current is None  # waits 0.1 s
+    pool.advance(0.05)
+    assert pool.arb.slots[1].current is None
+    pool.advance(0.06)
+    third = pool.pid(1)
+    assert pool.arb.restarts["exit"] == 2 and pool.arb.slots[1].restarts == 2
+    assert pool.arb.snapshot().exits == {"exit 1": 2}
+    assert "respawn_in=0.10s" in pool.log()
+    assert third not in (first, second)
+
+
+def test_backoff_resets_once_a_worker_stayed_up(pools):
+    pool = pools(backoff_max=10)
+    for _ in range(3):
+        pool.fake.exit(pool.pid(0), code=1)
+        pool.step()
+        pool.advance(1.0)  # respawned (0, 0.1, 0.2 s), each up < the stable period
+    assert pool.arb.slots[0].failures == 3
+    pool.advance(5)  # the current worker has now been up for the stable period
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.step()
+    assert pool.arb.slots[0].current is not None  # respawned at once
+
+
+def test_signal_exit_is_described_by_name_and_counted_as_reason_signal(pools):
+    pool = pools()
+    pool.fake.exit(pool.pid(0), sig=signal.SIGSEGV)
+    pool.step()
+    snap = pool.arb.snapshot()
+    assert snap.exits == {"signal SIGSEGV": 1}
+    assert snap.restarts == {"signal": 1}
+    assert snap.workers[0].last_exit == "signal SIGSEGV"
+
+
+def test_normal_exit_code_marks_the_slot_done_and_all_done_exits_0(pools):
+    pool = pools(normal_exit_codes=frozenset({0}))
+    pool.fake.exit(pool.pid(0), code=0)
+    pool.step()
+    assert pool.arb.slots[0].done and pool.arb.slots[0].current is None
+    assert pool.arb.exit_code is None
+    pool.fake.exit(pool.pid(1), code=0)
+    pool.step()
+    assert pool.arb.exit_code == 0
+    assert len(pool.fake.spawned) == 2  # nothing respawned
+
+
+def test_sigkill_with_a_rise_of_oom_kill_is_reported_as_oom(pools, tmp_path):
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    pool = pools(oom_path=str(events))
+    events.write_text("low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n")
+    pool.fake.exit(pool.pid(0), sig=signal.SIGKILL)
+    pool.step()
+    assert pool.arb.slots[0].last_exit == "oom"
+    assert "out-of-memory" in pool.log()
+    pool.fake.exit(pool.pid(1), sig=signal.SIGKILL)  # no further rise: a plain SIGKILL
+    pool.step()
+    assert pool.arb.snapshot().exits == {"oom": 1, "signal SIGKILL": 1}
+
+
+def test_crash_storm_enters_crash_loop_slows_respawns_and_clears(pools):
+    pool = pools(workers=1, crashloop_threshold=2, crashloop_interval=10.0, backoff_max=0.0)
+    for _ in range(3):
+        pool.fake.exit(pool.pid(0), code=1)
+        pool.step()
+        if pool.arb.slots[0].current is None:
+            break
+    snap = pool.arb.snapshot()
+    assert snap.crash_loop and snap.state is PoolState.CRASH_LOOP and not snap.healthy
+    assert pool.arb.slots[0].current is None  # backoff-max 0, yet no busy spin
+    pool.advance(0.99)
+    assert pool.arb.slots[0].current is None
+    pool.advance(0.01)
+    assert pool.arb.slots[0].current is not None
+    pool.advance(10)
+    snap = pool.arb.snapshot()
+    assert not snap.crash_loop and snap.healthy and snap.state is PoolState.RUNNING
+    assert "crash loop over" in pool.log()
+
+
+def test_spawn_failure_is_a_crash_with_backoff_not_a_loop_crash(pools):
+    pool = pools(workers=1, backoff_max=1.0)
+    pool.fake.fail_spawn = OSError(2, "No such file or directory")
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.step()
+    pool.advance(0.1)
+    assert pool.arb.slots[0].current is None and pool.arb.slots[0].last_exit == "spawn error"
+    pool.fake.fail_spawn = None
+    pool.advance(1.0)
+    assert pool.arb.slots[0].current is not None
+
+
+# --- stopping ----------------------------------------------------------------
+
+def test_drain_waits_the_delay_then_stop_signal_then_sigkill_after_the_timeout(pools):
+    pool = pools(drain_delay=2.0, graceful_timeout=5.0, stop_signal=int(signal.SIGQUIT))
+    a, b = pool.pid(0), pool.pid(1)
+    assert pool.run(commands.Drain()).result(0)["draining"]
+    snap = pool.arb.snapshot()
+    assert snap.draining and not snap.ready and snap.state is PoolState.DRAINING
+    assert pool.fake.signals == []
+    pool.advance(2.0)
+    assert pool.fake.signals == [(a, signal.SIGQUIT), (b, signal.SIGQUIT)]
+    assert all(w.state is WorkerState.STOPPING for w in pool.arb.workers.values())
+    pool.fake.exit(a, sig=signal.SIGQUIT)
+    pool.advance(4.9)
+    assert pool.arb.exit_code is None
+    pool.advance(0.1)
+    assert (b, signal.SIGKILL) in pool.fake.signals
+    pool.step()
+    assert pool.arb.exit_code == 1
+    assert len(pool.fake.spawned) == 2  # nothing respawned while draining
+
+
+def test_drain_exits_0_when_every_worker_stops_in_time(pools):
+    pool = pools()
+    pool.run(commands.Drain())
+    for slot in (0, 1):
+        pool.fake.exit(pool.pid(slot), code=0)
+    pool.step()
+    assert pool.arb.exit_code == 0
+
+
+def test_a_second_term_turns_the_drain_into_a_fast_stop(pools):
+    pool = pools(graceful_timeout=60.0)
+    pool.arb._signals.append(signal.SIGTERM)
+    pool.step()
+    assert pool.arb.draining and not pool.arb.stopping
+    pool.arb._signals.append(signal.SIGTERM)
+    pool.step()
+    assert pool.arb.stopping
+    assert sorted(sig for _pid, sig in pool.fake.signals) == [signal.SIGKILL] * 2 + [signal.SIGTERM] * 2
+    pool.step()
+    assert pool.arb.exit_code == 1
+
+
+def test_fast_stop_kills_every_worker_at_once(pools):
+    pool = pools()
+    assert pool.run(commands.FastStop()).result(0) == {"stopping": True}
+    assert {sig for _pid, sig in pool.fake.signals} == {signal.SIGKILL}
+    pool.step()
+    assert pool.arb.exit_code == 1 and pool.arb.snapshot().state is PoolState.STOPPING
+
+
+def test_commands_other_than_fast_stop_are_refused_while_draining(pools):
+    pool = pools()
+    pool.run(commands.Drain())
+    with pytest.raises(RuntimeError, match="draining"):
+        pool.run(commands.Scale(delta=1)).result(0)
+
+
+# --- scale, reload, recycle -----------------------------------------------
+
+def test_scale_up_spawns_new_slots_and_down_stops_the_highest(pools):
+    pool = pools()
+    assert pool.run(commands.Scale(delta=1)).result(0) == {"desired": 3, "previous": 2}
+    assert pool.spawned_slots() == ["0", "1", "2"]
+    assert pool.fake.spawned[-1][2][names.ENV_WORKERS] == "3"
+    top, middle = pool.pid(2), pool.pid(1)
+    pool.run(commands.Scale(absolute=1))
+    assert pool.fake.signals == [(top, signal.SIGTERM), (middle, signal.SIGTERM)]
+    assert sorted(pool.arb.slots) == [0]
+    pool.fake.exit(top, sig=signal.SIGTERM)
+    pool.fake.exit(middle, sig=signal.SIGTERM)
+    pool.step()
+    assert len(pool.fake.spawned) == 3 and pool.arb.restarts == {}
+
+
+def test_scale_below_zero_is_refused(pools):
+    pool = pools()
+    with pytest.raises(ValueError, match=">= 0"):
+        pool.run(commands.Scale(delta=-3)).result(0)
+    assert pool.arb.desired == 2
+
+
+def test_ttin_and_ttou_signals_scale_by_one(pools):
+    pool = pools()
+    pool.arb._signals.append(signal.SIGTTIN)
+    pool.step()
+    assert pool.arb.desired == 3
+    pool.arb._signals.extend([signal.SIGTTOU] * 4)
+    pool.step()
+    assert pool.arb.desired == 0  # and no error below zero
+
+
+def test_recycle_starts_the_replacement_before_stopping_the_old_worker(pools):
+    pool = pools()
+    old = pool.pid(0)
+    result = pool.run(commands.Recycle(slot=0, reason="rss")).result(0)
+    new = result["new_pid"]
+    assert result["old_pid"] == old and pool.pid(0) == new
+    assert pool.fake.signals == []  # the old one serves until the new one is up
+    assert pool.arb.snapshot().running == 3
+    pool.arb.handle_report(new, b"heartbeat")
+    pool.step()
+    assert pool.fake.signals == [(old, signal.SIGTERM)]
+    assert pool.arb.snapshot().restarts == {"rss": 1}
+    pool.fake.exit(old, sig=signal.SIGTERM)
+    pool.step()
+    assert pool.pid(0) == new and len(pool.fake.spawned) == 3  # not respawned again
+
+
+def test_recycle_with_kill_kills_the_old_worker_at_once(pools):
+    pool = pools()
+    old = pool.pid(1)
+    pool.run(commands.Recycle(slot=1, reason="heartbeat", kill=True))
+    assert pool.fake.signals == [(old, signal.SIGKILL)]
+    pool.step()
+    assert pool.arb.slots[1].current.pid != old
+    assert pool.arb.snapshot().restarts == {"heartbeat": 1}
+
+
+def test_recycle_of_an_empty_slot_is_refused(pools):
+    pool = pools()
+    with pytest.raises(ValueError, match="slot 7"):
+        pool.run(commands.Recycle(slot=7, reason="rss")).result(0)
+
+
+def test_reload_replaces_one_slot_at_a_time_and_never_dips_below_n(pools):
+    pool = pools(workers=3)
+    old = {pool.pid(s) for s in range(3)}
+    pool.run(commands.Reload())
+    lowest = 3
+    for _ in range(20):
+        for pid in list(pool.fake.alive):
+            worker = pool.arb.workers.get(pid)
+            if worker and worker.state is WorkerState.STOPPING:
+                pool.fake.exit(pid, sig=signal.SIGTERM)
+        pool.advance(0.5)
+        lowest = min(lowest, pool.arb.snapshot().running)
+    assert lowest >= 3
+    assert not old & {pool.pid(s) for s in range(3)}
+    assert pool.arb.snapshot().restarts == {"reload": 3}
+    assert pool.spawned_slots() == ["0", "1", "2", "0", "1", "2"]
+
+
+# --- snapshot and extensions -------------------------------------------------
+
+def test_snapshot_readiness_follows_min_ready(pools):
+    pool = pools(workers=3, min_ready=2)
+    assert pool.arb.snapshot().ready
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.fake.exit(pool.pid(1), code=1)
+    pool.arb.crash.threshold = 0
+    pool.fake.fail_spawn = OSError(1, "nope")
+    pool.step()
+    snap = pool.arb.snapshot()
+    assert snap.running == 1 and not snap.ready and snap.healthy
+
+
+class Recording(Extension):
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def attach(self, arbiter):
+        self.calls.append(("attach",))
+
+    def worker_env(self, slot):
+        return {"EXTRA": f"x{slot}"}
+
+    def on_spawn(self, slot, pid):
+        self.calls.append(("spawn", slot, pid))
+
+    def on_exit(self, slot, pid, description):
+        self.calls.append(("exit", slot, pid, description))
+
+    def on_report(self, slot, pid, report):
+        self.calls.append(("report", slot, report.kind))
+
+    def tick(self, now):
+        self.calls.append(("tick",))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+class Broken(Extension):
+    def on_spawn(self, slot, pid):
+        raise RuntimeError("boom")
+
+    def tick(self, now):
+        raise RuntimeError("boom")
+
+
+def test_extension_hooks_are_called_and_a_failing_extension_is_contained(pools):
+    ext = Recording()
+    pool = pools(workers=1, extensions=[Broken(), ext])
+    pid = pool.pid(0)
+    assert pool.fake.spawned[0][2]["EXTRA"] == "x0"
+    pool.arb.handle_report(pid, b"busy")
+    pool.fake.exit(pid, code=4)
+    pool.advance(1.0)
+    pool.close()
+    kinds = [c[0] for c in ext.calls]
+    assert kinds[0] == "attach" and kinds[-1] == "close"
+    assert ("spawn", 0, pid) in ext.calls and ("exit", 0, pid, "exit 4") in ext.calls
+    assert ("report", 0, "busy") in ext.calls and ("tick",) in ext.calls
+    assert "extension hook failed" in pool.log()
+    assert pool.arb.submit(commands.Reload()).exception(0)  # refused after close
+
+
+def test_add_reader_callbacks_run_in_the_loop(pools):
+    pool = pools(workers=0)
+    r, w = os.pipe()
+    seen = []
+    pool.arb.add_reader(r, lambda: seen.append(os.read(r, 10)))
+    os.write(w, b"ping")
+    wait_for(lambda: pool.step() or seen, 5, message="callback")
+    assert seen == [b"ping"]
+    pool.arb.remove_reader(r)
+    os.close(r)
+    os.close(w)

@@ -1,0 +1,133 @@
+"""Configuration: precedence flag > env > file > default, and every bad-input message."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from podsup import config, names
+from podsup.config import ConfigError, load
+
+
+def cfg(argv, env=None):
+    return load(argv, env or {}, check_command=False)
+
+
+def test_defaults():
+    c = cfg(["--", "w"])
+    assert c.command == ("w",)
+    assert c.workers >= 1
+    assert c.stop_signal == signal.SIGTERM and c.graceful_timeout == 30.0
+    assert c.http == ("0.0.0.0", names.DEFAULT_HTTP_PORT)
+    assert c.normal_exit_codes == frozenset() and c.log_format == "text"
+    assert c.min_ready is None and c.ready_needed(4) == 4
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path):
+    path = tmp_path / "podsup.yaml"
+    path.write_text("workers: 5\ngraceful_timeout: 7\ndrain-delay: 2\nnormal-exit-codes: [0, 3]\n")
+    env = {"PODSUP_WORKERS": "4", "PODSUP_GRACEFUL_TIMEOUT": "9"}
+    c = cfg(["--config", str(path), "--workers", "3", "--", "w"], env)
+    assert c.workers == 3                      # flag
+    assert c.graceful_timeout == 9.0           # env over file
+    assert c.drain_delay == 2.0                # file over default
+    assert c.normal_exit_codes == {0, 3}
+    assert c.backoff_max == 10.0               # default
+    assert c.config == str(path)
+
+
+def test_config_file_named_by_env_and_command_from_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("command: [python3, worker.py]\nlog-format: json\n")
+    c = cfg([], {"PODSUP_CONFIG": str(path)})
+    assert c.command == ("python3", "worker.py") and c.log_format == "json"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("268435456", 268435456), ("256Mi", 256 * 1024**2), ("1G", 10**9), ("1.5Gi", int(1.5 * 1024**3)),
+    ("512MB", 512 * 10**6), ("0", 0)])
+def test_max_rss_units(raw, expected):
+    assert cfg(["--max-rss", raw, "--", "w"]).max_rss == expected
+
+
+@pytest.mark.parametrize("raw,expected", [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT),
+                                          ("QUIT", signal.SIGQUIT), ("10", 10), ("SIGUSR2", signal.SIGUSR2)])
+def test_stop_signal_names(raw, expected):
+    assert cfg(["--stop-signal", raw, "--", "w"]).stop_signal == expected
+
+
+@pytest.mark.parametrize("raw,expected", [("30", 30.0), ("1.5", 1.5), ("500ms", 0.5), ("2m", 120.0)])
+def test_durations(raw, expected):
+    assert cfg(["--graceful-timeout", raw, "--", "w"]).graceful_timeout == expected
+
+
+def test_http_and_control_can_be_disabled_and_control_follows_xdg_runtime_dir(monkeypatch):
+    c = cfg(["--http", "off", "--control", "off", "--", "w"])
+    assert c.http is None and c.control is None
+    assert cfg(["--http", "[::1]:0", "--", "w"]).http == ("::1", 0)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/7")
+    assert cfg(["--", "w"]).control == "/run/user/7/podsup.sock"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert cfg(["--", "w"]).control == "/tmp/podsup.sock"
+
+
+def test_every_option_has_an_env_name_and_a_config_field():
+    fields = set(config.Config.__dataclass_fields__)
+    for option in config.OPTIONS:
+        assert option.env == "PODSUP_" + option.name.upper().replace("-", "_")
+        assert option.field in fields
+
+
+BAD = [
+    (["--workers", "-2", "--", "w"], {}, "podsup run: invalid --workers '-2' (from --workers): must be an integer >= 0"),
+    (["--", "w"], {"PODSUP_WORKERS": "x"}, "invalid --workers 'x' (from env PODSUP_WORKERS): must be an integer >= 0"),
+    (["--stop-signal", "NOPE", "--", "w"], {}, "invalid --stop-signal 'NOPE' (from --stop-signal): must be a signal name"),
+    (["--stop-signal", "STOP", "--", "w"], {}, "invalid --stop-signal 'STOP'"),
+    (["--stop-signal", "999", "--", "w"], {}, "invalid --stop-signal '999'"),
+    (["--graceful-timeout", "-1", "--", "w"], {}, "invalid --graceful-timeout '-1' (from --graceful-timeout): must be seconds >= 0"),
+    (["--crashloop-interval", "0", "--", "w"], {}, "invalid --crashloop-interval '0' (from --crashloop-interval): must be seconds > 0"),
+    (["--normal-exit-codes", "a", "--", "w"], {}, "must be a comma-separated list of exit codes 0..255"),
+    (["--max-rss", "12XB", "--", "w"], {}, "invalid --max-rss '12XB' (from --max-rss): must be bytes >= 0"),
+    (["--http", "1.2.3.4:99999", "--", "w"], {}, "invalid --http '1.2.3.4:99999' (from --http): must be ADDR:PORT"),
+    (["--queue", "http://x", "--", "w"], {}, "invalid --queue 'http://x' (from --queue): must be a URL"),
+    (["--log-format", "yaml", "--", "w"], {}, "must be one of: text, json"),
+    (["--preload", "mod", "--", "w"], {}, "invalid --preload 'mod' (from --preload): must be MODULE:FUNC"),
+    (["--min-ready", "-1", "--", "w"], {}, "invalid --min-ready '-1'"),
+    (["--max-requests", "1.5", "--", "w"], {}, "invalid --max-requests '1.5'"),
+    (["--control", "/" + "x" * 200, "--", "w"], {}, "must be a Unix socket path shorter than 108 bytes"),
+    (["--bogus", "--", "w"], {}, "podsup run: unrecognized arguments: --bogus"),
+    ([], {}, "missing the worker command"),
+    (["--preload", "m:f", "--", "w"], {}, "give either a COMMAND after -- or --preload"),
+]
+
+
+@pytest.mark.parametrize("argv,env,message", BAD)
+def test_bad_values_name_the_field_the_source_and_what_is_allowed(argv, env, message):
+    with pytest.raises(ConfigError) as info:
+        cfg(argv, env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_config_files(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match="cannot read it"):
+        cfg(["--config", str(missing), "--", "w"])
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        cfg(["--config", str(listing), "--", "w"])
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("wrokers: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'wrokers' in .* \(allowed: .*workers"):
+        cfg(["--config", str(unknown), "--", "w"])
+
+
+def test_command_must_be_executable(tmp_path):
+    script = tmp_path / "w.sh"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(ConfigError, match="cannot be executed"):
+        load(["--", str(script)], {})
+    script.chmod(0o755)
+    assert load(["--", str(script)], {}).command == (str(script),)
+    assert load(["--", "sh", "-c", "true"], {}).command == ("sh", "-c", "true")

@@ -1,0 +1,39 @@
+"""The report protocol: parsing and the rolling rate."""
+from __future__ import annotations
+
+import pytest
+
+from podsup.reports import MalformedReport, Report, RollingRate, parse_report
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"heartbeat", Report("heartbeat")),
+    (b"busy\n", Report("busy")),
+    (b"idle", Report("idle")),
+    (b"done 0.25", Report("done", seconds=0.25)),
+    (b"done", Report("done")),
+    (b"queue jobs 17", Report("queue", queue="jobs", depth=17.0)),
+    (b"  queue jobs 0 \n", Report("queue", queue="jobs", depth=0.0)),
+])
+def test_valid_reports(data, expected):
+    assert parse_report(data) == expected
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"hello", b"done -1", b"done nan", b"done 1 2",
+                                  b"busy please", b"queue jobs", b"queue jobs many", b"queue jobs -3",
+                                  b"\xff", b"BUSY"])
+def test_malformed_reports(data):
+    with pytest.raises(MalformedReport):
+        parse_report(data)
+
+
+def test_rolling_rate_over_the_window_and_for_young_workers():
+    rate = RollingRate(window=10.0)
+    for t in range(20):
+        rate.add(100.0 + t * 0.5)   # 2 per second for 10 s
+    assert rate.rate(110.0) == pytest.approx(1.9)
+    assert rate.rate(125.0) == 0.0
+    young = RollingRate(window=10.0)
+    for t in (0.1, 0.2, 0.3, 0.4):
+        young.add(t)
+    assert young.rate(2.0, age=2.0) == 2.0  # 4 over the 2 s it has lived
