@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import logging
 import threading
 import urllib.parse
 from typing import Any, Callable, Mapping
 
-log = logging.getLogger("podsup.queue")
+from podsup.eventlog import EventLog, StdLog
 
 #: scheme → (query parameter naming the queue, Python module, extra)
 SCHEMES = {
@@ -208,9 +207,10 @@ class QueueBoard:
 class OutageLog:
     """Logs a broker's failure once per outage and its recovery once (pure state)."""
 
-    def __init__(self, target: QueueTarget):
+    def __init__(self, target: QueueTarget, log: EventLog | None = None):
         self.target = target
         self.down = False
+        self.log: EventLog = log or StdLog("podsup.queue")
 
     def failed(self, exc: BaseException) -> bool:
         """Record a failed probe; True if this starts an outage (and was logged)."""
@@ -218,8 +218,8 @@ class OutageLog:
             return False
         self.down = True
         detail = self.target.scrub(f"{type(exc).__name__}: {exc}")
-        log.error("queue %s: broker %s unreachable, podsup_queue_up=0 until it answers: %s",
-                  self.target.name, self.target.display, detail)
+        self.log.error("queue broker unreachable: podsup_queue_up=0 until it answers",
+                       queue=self.target.name, broker=self.target.display, error=detail)
         return True
 
     def succeeded(self) -> bool:
@@ -227,7 +227,7 @@ class OutageLog:
         if not self.down:
             return False
         self.down = False
-        log.warning("queue %s: broker %s answers again", self.target.name, self.target.display)
+        self.log.info("queue broker answers again", queue=self.target.name, broker=self.target.display)
         return True
 
 
@@ -289,6 +289,10 @@ class QueueProbeExtension(Extension):
         self.poller = QueuePoller([parse_queue_url(u) for u in urls], interval, self.board)
 
     def attach(self, arbiter: Any) -> None:
+        log = getattr(arbiter, "log", None)
+        if log is not None:
+            for outage in self.poller.outages:
+                outage.log = log
         self.poller.start()
 
     def close(self) -> None:

@@ -22,14 +22,12 @@ first and then stops the old worker with the stop signal, so capacity never dips
 from __future__ import annotations
 
 import dataclasses
-import logging
 import random
 import time
 from typing import Any, Callable
 
 from podsup.commands import Recycle
-
-log = logging.getLogger("podsup.watchdog")
+from podsup.eventlog import EventLog, StdLog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,9 +154,11 @@ class WatchdogExtension(Extension):
         self.on_slow = on_slow
         self.watches: dict[int, WorkerWatch] = {}
         self.arbiter: Any = None
+        self.log: EventLog = StdLog("podsup.watchdog")
 
     def attach(self, arbiter: Any) -> None:
         self.arbiter = arbiter
+        self.log = getattr(arbiter, "log", self.log)
 
     def on_spawn(self, slot: int, pid: int) -> None:
         self.watches[pid] = WorkerWatch(slot=slot, pid=pid, started=self.clock(),
@@ -183,8 +183,8 @@ class WatchdogExtension(Extension):
             watch.requests += 1
             seconds = float(value or 0.0)
             if is_slow(seconds, self.limits):
-                log.warning("slow request: slot=%d pid=%d duration=%.3fs (--slow-request %gs)",
-                            slot, pid, seconds, self.limits.slow_request)
+                self.log.warning("slow request", slot=slot, pid=pid, duration=f"{seconds:.3f}s",
+                                 slow_request=f"{self.limits.slow_request:g}s")
                 if self.on_slow is not None:
                     self.on_slow()
 
@@ -213,6 +213,6 @@ class WatchdogExtension(Extension):
             if verdict is None:
                 continue
             watch.recycled = True
-            log.warning("watchdog: recycling slot=%d pid=%d reason=%s: %s",
-                        verdict.slot, verdict.pid, verdict.reason, verdict.detail)
+            self.log.warning("watchdog: recycling worker", slot=verdict.slot, pid=verdict.pid,
+                             reason=verdict.reason, detail=verdict.detail)
             self.arbiter.submit(Recycle(slot=verdict.slot, reason=verdict.reason, kill=verdict.kill))

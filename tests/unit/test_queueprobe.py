@@ -75,7 +75,7 @@ def test_outage_is_logged_once_and_recovery_once(caplog):
     target = parse_queue_url("amqp://u:topsecret@h/?queue=q")
     probe, board, outage = FlakyProbe(target), QueueBoard(), OutageLog(target)
     probe.results = [5.0, ConnectionError("auth topsecret refused"), ConnectionError("again"), 7.0]
-    with caplog.at_level(logging.WARNING, logger="podsup.queue"):
+    with caplog.at_level(logging.INFO, logger="podsup.queue"):
         probe_once(probe, board, outage)
         assert board.readings() == {"q": (5.0, True)}
         probe_once(probe, board, outage)

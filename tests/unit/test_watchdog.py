@@ -98,7 +98,7 @@ def test_extension_tracks_reports_and_submits_each_recycle_once(caplog):
     ext.on_report(0, 10, Report("done", seconds=0.1))
     with caplog.at_level(logging.WARNING, logger="podsup.watchdog"):
         ext.on_report(0, 10, Report("done", seconds=2.5))
-    assert "slow request: slot=0 pid=10 duration=2.500s" in caplog.text and slow == [1]
+    assert "slow request slot=0 pid=10 duration=2.500s" in caplog.text and slow == [1]
     ext.on_report(1, 11, Report("heartbeat"))
     ext.on_report(2, 12, Report("busy"))
     now["t"] = 6.0

@@ -1,0 +1,100 @@
+"""/metrics end to end: a real Prometheus scraping podsup, promtool on the live
+exposition, malformed reports, and the shell and PHP report examples."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from podsup import names
+from tests.integration.podsup_process import PodsupProcess, worker
+from tests.integration.servers import http_get, sample, scrape
+from tests.waiting import wait_for
+
+EXAMPLES = worker("x").rsplit("/", 1)[0]
+
+
+def test_prometheus_scrapes_podsup_series(prometheus_server):
+    with PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")]) as p:
+        target = f"127.0.0.1:{p.http_port}"
+        prometheus_server.scrape(target)
+        try:
+            def series(promql):
+                return prometheus_server.query(f'{promql}{{instance="{target}"}}')
+            desired = wait_for(lambda: series("podsup_workers_desired"), timeout=60,
+                               message="podsup_workers_desired in Prometheus")
+            assert float(desired[0]["value"][1]) == 2
+            wait_for(lambda: [r for r in series("podsup_requests_total") if float(r["value"][1]) > 0], timeout=60,
+                     message="requests counted in Prometheus")
+            for name in (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, "podsup_worker_rss_bytes",
+                         "podsup_request_duration_seconds_bucket", "app_jobs_total"):
+                assert wait_for(lambda: series(name), timeout=30, message=f"{name} in Prometheus")
+            busy = prometheus_server.query(f'podsup_workers{{instance="{target}",state=~"idle|busy"}}')
+            assert sum(float(r["value"][1]) for r in busy) == 2
+            up = prometheus_server.query(f'up{{instance="{target}"}}')
+            assert float(up[0]["value"][1]) == 1
+        finally:
+            prometheus_server.forget(target)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_promtool_accepts_the_live_exposition():
+    # a crashing slot puts exits and restarts in the exposition; the Python
+    # workers add their own multiprocess metrics
+    with PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],
+                       env={"JOBS_PER_LIFE": "3"}) as p:
+        wait_for(lambda: (sample(p.http_port, "podsup_worker_restarts_total", reason="exit") or 0) >= 1
+                 and (sample(p.http_port, "app_jobs_total") or 0) > 0, timeout=60,
+                 message="a respawn and worker metrics in /metrics")
+        status, body = http_get(p.http_port, "/metrics")
+        assert status == 200 and "podsup_worker_exits_total" in body
+        result = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True,
+                                timeout=60)
+        assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def report_path(p: PodsupProcess) -> str:
+    def find():
+        for child in p.children():
+            env = child.environ()
+            if names.ENV_REPORT in env:
+                return env[names.ENV_REPORT]
+        return None
+    return wait_for(find, timeout=30, message="a worker with PODSUP_REPORT")
+
+
+def test_malformed_reports_are_counted_and_ignored():
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")]) as p:
+        path = report_path(p)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            for junk in (b"explode", b"done -1", b"\xff\xfe", b"queue onlyname", b"busy extra words"):
+                s.sendto(junk, path)
+        wait_for(lambda: sample(p.http_port, "podsup_reports_malformed_total") == 5, timeout=30,
+                 message="5 malformed reports counted")
+        assert p.returncode is None
+        before = sample(p.http_port, "podsup_requests_total")
+        wait_for(lambda: sample(p.http_port, "podsup_requests_total") > before, timeout=30,
+                 message="good reports still counted after the junk")
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(["sh", f"{EXAMPLES}/report_worker.sh"], id="shell",
+                 marks=pytest.mark.skipif(shutil.which("socat") is None, reason="socat not installed")),
+    pytest.param(["php", f"{EXAMPLES}/report_worker.php"], id="php",
+                 marks=pytest.mark.skipif(shutil.which("php") is None, reason="php-cli not installed")),
+])
+def test_report_examples_feed_the_metrics(command):
+    with PodsupProcess(["run", "--workers", "2", "--", *command], env={"JOB_SECONDS": "0.05"}) as p:
+        wait_for(lambda: (sample(p.http_port, "podsup_requests_total") or 0) >= 10, timeout=60,
+                 message=lambda: f"10 done reports from {command[0]} workers; {p.output()[-2000:]}")
+        got = scrape(p.http_port)
+        assert got[("podsup_request_duration_seconds_count", ())] >= 10
+        assert got[(names.METRIC_REQUESTS_PER_SECOND, ())] > 0
+        if command[0] == "sh":
+            assert got.get((names.METRIC_QUEUE_DEPTH, (("queue", "shell-backlog"),)), 0) >= 1
+        per_worker = [w for w in psutil.Process(p.pid).children() if w.status() != psutil.STATUS_ZOMBIE]
+        assert len(per_worker) == 2
