@@ -20,8 +20,10 @@ trap 'rm -rf "$src"' EXIT
 cp -r pyproject.toml README.md podsup operator "$src/"
 find "$src" -name __pycache__ -prune -exec rm -rf {} +
 
-"$PY" -m venv "$dest"
-"$dest/bin/python" -m pip install -q --disable-pip-version-check "$src[operator]"
+# No pip (nor setuptools) inside the venv: the image never installs at run
+# time. The outer pip installs into it (pip >= 22.3: --python).
+"$PY" -m venv --without-pip "$dest"
+"$PY" -m pip --python "$dest/bin/python" install -q --disable-pip-version-check "$src[operator]"
 # Smoke test: both console scripts start.
 "$dest/bin/podsup-operator" --help >/dev/null
 "$dest/bin/podsup" --help >/dev/null
