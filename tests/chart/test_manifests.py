@@ -150,7 +150,7 @@ def test_watched_namespaces_get_namespaced_roles_only(crd_discovery):
         # cluster-wide: nothing but reading CRDs
         assert cr["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
                                 "resources": ["customresourcedefinitions"],
-                                "verbs": ["get", "list", "watch"]}]
+                                "verbs": ["list", "watch"]}]
     default_rules = find(render(), "ClusterRole")[0]["rules"]
     assert roles[0]["rules"] == [r for r in default_rules if r["apiGroups"] != ["apiextensions.k8s.io"]]
 

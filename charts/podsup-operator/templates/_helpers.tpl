@@ -64,14 +64,16 @@ helm.sh/chart: {{ include "podsup-operator.chart" . }}
 {{- end -}}
 
 {{/*
-RBAC rules on namespaced resources: exactly what the operator does.
-  - workerpools: kopf watches them and patches its own bookkeeping
-    (finalizers, annotations); workerpools/status: the status it writes.
-  - Deployments, Services, HPAs, PDBs: server-side apply (create + patch),
-    read back for drift and status, deleted when a WorkerPool drops one
-    (autoscaling or the disruption budget switched off).
-  - pods: listed for the workers column and the metrics API.
-  - events: kopf and the operator post Events (core/v1).
+RBAC rules on namespaced resources: exactly what the operator does
+(tests/chart/test_rbac_operator.py derives the same set from the code).
+  - workerpools: kopf lists/watches them and patches its bookkeeping
+    (progress annotations, finalizer); the handlers read one (get);
+    workerpools/status: the status the operator merge-patches.
+  - Deployments: server-side applied (create + patch), read back (get), and
+    watched by kopf so a rollout or a deletion reconciles the owner at once.
+  - Services: applied and read back; never deleted (a pool always has one).
+  - HPAs, PDBs: applied, read back, deleted when the spec turns them off.
+  - events: kopf posts Events (core/v1, create only).
 */}}
 {{- define "podsup-operator.namespacedRules" -}}
 - apiGroups: ["podsup.io"]
@@ -79,30 +81,27 @@ RBAC rules on namespaced resources: exactly what the operator does.
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["podsup.io"]
   resources: ["workerpools/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
-{{/* Cluster-scoped rule: kopf's read-only watch of CRDs. */}}
+{{/* Cluster-scoped rule: kopf's watch of CRDs (list + watch, read-only). */}}
 {{- define "podsup-operator.crdDiscoveryRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}
