@@ -88,7 +88,8 @@ def build_extensions(config: "Config") -> list[Any]:
         multiproc = MultiprocExtension()
         extensions.append(multiproc)
         probe = QueueProbeExtension([config.queue], config.queue_interval) if config.queue else None
-        metrics = MetricsExtension(probed=probe.board.readings if probe else dict, multiproc_dir=multiproc.path)
+        metrics = MetricsExtension(probed=probe.board.readings if probe else dict, multiproc_dir=multiproc.path,
+                                   probe_errors=probe.board.errors if probe else dict)
         extensions.append(metrics)
         if probe is not None:
             extensions.append(probe)

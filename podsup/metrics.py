@@ -154,14 +154,17 @@ class PoolCollector(Collector):
 
     def __init__(self, snapshot: Callable[[], PoolSnapshot],
                  requests_per_second: Callable[[], float] = lambda: 0.0,
-                 queues: Callable[[], Mapping[str, QueueReading]] = dict):
+                 queues: Callable[[], Mapping[str, QueueReading]] = dict,
+                 probe_errors: Callable[[], Mapping[str, int]] = dict):
         self._snapshot = snapshot
         self._rps = requests_per_second
         self._queues = queues
+        self._probe_errors = probe_errors
 
     def collect(self) -> Iterable[Metric]:
         snap = self._snapshot()
-        yield from pool_families(snap, self._rps(), merge_queues(snap.queues, self._queues()))
+        yield from pool_families(snap, self._rps(), merge_queues(snap.queues, self._queues()),
+                                 self._probe_errors())
 
     def describe(self) -> Iterable[Metric]:
         return []  # families depend on the snapshot; no registration-time names
@@ -174,7 +177,8 @@ def merge_queues(reported: Mapping[str, float], probed: Mapping[str, QueueReadin
     return merged
 
 
-def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueReading]) -> list[Metric]:
+def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueReading],
+                  probe_errors: Mapping[str, int] | None = None) -> list[Metric]:
     """Pure: the metric families of one snapshot."""
     out: list[Metric] = []
     g = GaugeMetricFamily(f"{P}workers", "Worker processes by state.", labels=["state"])
@@ -222,7 +226,11 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
             depth.add_metric([name], value)
         if broker_up is not None:
             qup.add_metric([name], 1 if broker_up else 0)
-    out += [depth, qup]
+    errors = CounterMetricFamily(f"{P}queue_probe_errors", "Queue-depth probes that failed (broker down or refusing).",
+                                 labels=["queue"])
+    for name, count in sorted((probe_errors or {}).items()):
+        errors.add_metric([name], count)
+    out += [depth, qup, errors]
 
     out.append(GaugeMetricFamily(f"{P}draining", "1 while podsup drains (readiness off, workers stopping).",
                                  value=1 if snap.draining else 0))
@@ -235,11 +243,12 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
 
 
 def build_registry(snapshot: Callable[[], PoolSnapshot], queues: Callable[[], Mapping[str, QueueReading]] = dict,
-                   multiproc_dir: str | None = None, window: float = RATE_WINDOW) -> tuple[CollectorRegistry, ReportStats]:
+                   multiproc_dir: str | None = None, window: float = RATE_WINDOW,
+                   probe_errors: Callable[[], Mapping[str, int]] = dict) -> tuple[CollectorRegistry, ReportStats]:
     """The registry /metrics serves, and the report-fed stats to write into."""
     registry = CollectorRegistry(auto_describe=False)
     stats = ReportStats(registry, window=window)
-    registry.register(PoolCollector(snapshot, stats.requests_per_second, queues))
+    registry.register(PoolCollector(snapshot, stats.requests_per_second, queues, probe_errors))
     if multiproc_dir is not None:
         from prometheus_client import multiprocess
         multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
@@ -256,9 +265,10 @@ class MetricsExtension(Extension):
     ``probed`` adds the broker probe's readings."""
 
     def __init__(self, probed: Callable[[], Mapping[str, QueueReading]] = dict,
-                 multiproc_dir: str | None = None, window: float = RATE_WINDOW):
+                 multiproc_dir: str | None = None, window: float = RATE_WINDOW,
+                 probe_errors: Callable[[], Mapping[str, int]] = dict):
         self.arbiter: Any = None
-        self.registry, self.stats = build_registry(self._snapshot, probed, multiproc_dir, window)
+        self.registry, self.stats = build_registry(self._snapshot, probed, multiproc_dir, window, probe_errors)
 
     def _snapshot(self) -> PoolSnapshot:
         if self.arbiter is None:

@@ -194,10 +194,17 @@ class QueueBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._readings: dict[str, tuple[float | None, bool]] = {}
+        self._errors: dict[str, int] = {}
 
     def set(self, name: str, depth: float | None, up: bool) -> None:
         with self._lock:
             self._readings[name] = (depth, up)
+            self._errors[name] = self._errors.get(name, 0) + (0 if up else 1)
+
+    def errors(self) -> Mapping[str, int]:
+        """Failed probes per queue since start (podsup_queue_probe_errors_total)."""
+        with self._lock:
+            return dict(self._errors)
 
     def readings(self) -> Mapping[str, tuple[float | None, bool]]:
         with self._lock:

@@ -73,15 +73,17 @@ class RedisServer:
     """A redis-server without persistence; ``stop()``/``start()`` keep the port
     so a test can simulate a broker outage and its recovery."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, password: str | None = None):
         self.directory = directory
         self.port = free_port()
+        self.password = password
         self.proc: subprocess.Popen | None = None
         self.log = os.path.join(directory, "redis.log")
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         exe = shutil.which("redis-server")
@@ -89,18 +91,19 @@ class RedisServer:
             raise RuntimeError("redis-server not installed (scripts/install-deps.sh installs it)")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.directory, "--logfile", self.log, "--daemonize", "no"],
+             "--dir", self.directory, "--logfile", self.log, "--daemonize", "no",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: self.proc.poll() is None and self.ping(), timeout=REDIS_START,
                  message=lambda: f"redis-server on port {self.port}: {_tail(self.log)}")
 
     def ping(self) -> bool:
         import redis
-        return bool(redis.Redis(port=self.port, socket_timeout=2).ping())
+        return bool(self.client().ping())
 
     def client(self) -> Any:
         import redis
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
 
     def stop(self) -> None:
         _stop(self.proc)

@@ -62,7 +62,8 @@ def test_busy_ratio_counts_running_workers_only():
 
 
 def test_pool_families_from_a_snapshot():
-    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (12.0, True), "gone": (None, False)})
+    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (12.0, True), "gone": (None, False)},
+                                             probe_errors=lambda: {"jobs": 0, "gone": 4})
     got = samples(registry)
     assert got[("podsup_workers", (("state", "busy"),))] == 1
     assert got[("podsup_workers", (("state", "stopping"),))] == 0
@@ -81,6 +82,7 @@ def test_pool_families_from_a_snapshot():
     assert got[("podsup_queue_up", (("queue", "gone"),))] == 0
     assert got[("podsup_queue_up", (("queue", "jobs"),))] == 1
     assert ("podsup_queue_up", (("queue", "reported"),)) not in got
+    assert got[("podsup_queue_probe_errors_total", (("queue", "gone"),))] == 4
     assert got[("podsup_draining", ())] == 0 and got[("podsup_crash_loop", ())] == 0
     assert got[("podsup_reports_malformed_total", ())] == getattr(snap(), "malformed_reports", 0)
 
@@ -125,7 +127,8 @@ def test_report_stats_feed_counter_histogram_and_rate():
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 def test_promtool_check_metrics_passes():
-    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)})
+    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)},
+                                             probe_errors=lambda: {"jobs": 1})
     stats.done(0.1)
     text = generate_latest(registry)
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)

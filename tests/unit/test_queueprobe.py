@@ -83,6 +83,7 @@ def test_outage_is_logged_once_and_recovery_once(caplog):
         assert board.readings() == {"q": (None, False)}
         probe_once(probe, board, outage)
     assert board.readings() == {"q": (7.0, True)}
+    assert board.errors() == {"q": 2}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "answers again" in caplog.text
     assert "topsecret" not in caplog.text and "auth *** refused" in caplog.text
