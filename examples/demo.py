@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     # podsup for a graceful stop (SIGTERM) like the kubelet would
     proc = subprocess.Popen(command, env=env, cwd=REPO, process_group=0)
     signal.signal(signal.SIGTERM, _interrupt)  # demo told to stop: drain podsup, never orphan it
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with INT ignored
     print(f"[demo] podsup pid {proc.pid}", flush=True)
     deadline = time.monotonic() + args.seconds if args.seconds is not None else None
     next_status = time.monotonic() + STATUS_EVERY
