@@ -23,6 +23,8 @@ from prometheus_client import Counter, Gauge
 
 JOBS = Counter("app_jobs", "Jobs this application finished.")
 IN_PROGRESS = Gauge("app_jobs_in_progress", "Jobs being worked on now.", multiprocess_mode="livesum")
+ALIVE = Gauge("app_workers_alive", "Worker processes alive (1 each).", multiprocess_mode="livesum")
+ALIVE.set(1)  # stays 1 in this process's file until podsup marks the process dead
 
 per_life = int(os.environ.get("JOBS_PER_LIFE", "0"))
 job_seconds = float(os.environ.get("JOB_SECONDS", "0.05"))
