@@ -36,8 +36,8 @@ RATE_WINDOW = 30.0
 #: Buckets of podsup_request_duration_seconds: web requests to batch jobs.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     30.0, 60.0, 120.0, 300.0, math.inf)
-#: Restart reasons (DESIGN.md); each is always exported, 0 until it happens.
-RESTART_REASONS = ("exit", "signal", "rss", "requests", "lifetime", "heartbeat", "timeout")
+#: Restart reasons (DESIGN.md, plus reload); each is always exported, 0 until it happens.
+RESTART_REASONS = ("exit", "signal", "rss", "requests", "lifetime", "heartbeat", "timeout", "reload")
 
 P = names.METRIC_PREFIX
 
