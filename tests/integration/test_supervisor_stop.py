@@ -1,6 +1,7 @@
 """Stopping podsup with real signals: graceful TERM, fast INT/QUIT, second TERM."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -90,3 +91,17 @@ def test_drain_delay_holds_workers_before_signalling_them(tmp_path):
         drain = next(i for i, t in enumerate(lines) if "graceful stop" in t)
         signalled = next(i for i, t in enumerate(lines) if "stopping workers" in t)
         assert drain < signalled
+
+
+def test_the_stop_signal_reaches_the_workers_whole_process_group(tmp_path):
+    # sh backgrounds two sleeps in its own (the worker's) process group
+    args = ["run", "--workers", "1", "--graceful-timeout", "10", "--",
+            "sh", "-c", "sleep 1000 & sleep 1000 & echo started; wait"]
+    with PodsupProcess(args) as p:
+        p.wait_for_line(r"^\[worker 0\] started$")
+        shell = p.children()[0]
+        family = wait_for(lambda: len(shell.children()) == 2 and shell.children(), 10, message="two sleeps")
+        assert all(os.getpgid(c.pid) == shell.pid for c in family)
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(30) == 0
+        wait_for(lambda: not any(alive(c.pid) for c in family), 10, message="the sleeps to be gone")

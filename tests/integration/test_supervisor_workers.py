@@ -87,3 +87,27 @@ def test_worker_exit_is_logged_with_code_uptime_and_backoff_delays(tmp_path):
                                                 r"uptime=[0-9.]+s respawn_in=([0-9.]+)s")][:5]
         # first respawn immediate, then doubling up to --backoff-max
         assert delays == ["0.00", "0.10", "0.20", "0.40", "0.40"]
+
+
+def status(p: PodsupProcess) -> dict:
+    import subprocess
+    result = subprocess.run([PY, "-m", "podsup", "status", "--json", "--control", p.control_path],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_reports_over_the_socket_drive_worker_states_requests_and_queues(tmp_path):
+    step = tmp_path / "step"
+    with PodsupProcess(run_args("--workers", "1", script="stepper"),
+                       env={"RECORD_DIR": str(tmp_path), "STEP_FILE": str(step)}) as p:
+        wait_for(lambda: status(p)["workers"][0]["state"] == "busy", 30, message=p.output)
+        before = status(p)
+        assert before["workers"][0]["busy_since"] is not None and before["workers"][0]["requests"] == 0
+        step.write_text("go")
+        p.wait_for_line(r"^\[worker 0\] reported$")
+        after = wait_for(lambda: (s := status(p))["malformed_reports"] == 1 and s, 30, message=p.output)
+        worker0 = after["workers"][0]
+        assert worker0["state"] == "idle" and worker0["requests"] == 1 and worker0["busy_since"] is None
+        assert worker0["pid"] == records(tmp_path)[0]["pid"]
+        assert after["queues"] == {"jobs": 7.0}

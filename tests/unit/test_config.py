@@ -131,3 +131,11 @@ def test_command_must_be_executable(tmp_path):
     script.chmod(0o755)
     assert load(["--", str(script)], {}).command == (str(script),)
     assert load(["--", "sh", "-c", "true"], {}).command == ("sh", "-c", "true")
+
+
+def test_readme_documents_every_option_with_its_env_name():
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The supervisor: `podsup run`", 1)[1].split("\n## ", 1)[0]
+    for option in config.OPTIONS:
+        assert f"`{option.flag} " in section and f"`{option.env}`" in section, option.name
