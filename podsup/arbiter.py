@@ -123,6 +123,9 @@ class Arbiter:
         self.stopping = False
         self.drain_signal_at: float | None = None
         self.killed_any = False
+        #: pgid -> SIGKILL deadline: groups of stopped workers whose leader has
+        #: exited while other members still run (they share its grace period)
+        self.lingering: dict[int, float] = {}
         self.exit_code: int | None = None
         self.closed = False
         self.crash = policy.CrashWindow(config.crashloop_threshold, config.crashloop_interval)
@@ -290,6 +293,8 @@ class Arbiter:
                 due.append(worker.started + policy.STARTUP_PERIOD)
         if self.drain_signal_at is not None:
             due.append(self.drain_signal_at)
+        if self.lingering:  # members' ends arrive as SIGCHLD (we reap them); poll too
+            due.append(min(min(self.lingering.values()), now + 0.2))
         if self.crash_loop and self.crash.clears_at() is not None:
             due.append(self.crash.clears_at())
         return max(0.0, min(min(due) - now, TICK))
@@ -299,8 +304,8 @@ class Arbiter:
         with self._lock:
             self.closed = True
             for pump in list(self._pumps.values()):
-                while pump.read():
-                    if not pump.buffer and not self._readable(pump.fd):
+                for _ in range(64):  # bounded: a leftover writer must not hold us
+                    if not self._readable(pump.fd) or not pump.read():
                         break
                 pump.flush()
                 self._close_pump(pump.fd)
@@ -445,6 +450,11 @@ class Arbiter:
         fields = dict(slot=worker.slot, pid=worker.pid, status=description, uptime=f"{uptime:.2f}s")
         if requested or self.draining or self.stopping or (slot is not None and slot.current is not None):
             self.log.info("worker stopped", **fields, killed=worker.killed or None)
+            if worker.state is WorkerState.STOPPING and self.system.group_alive(worker.pid):
+                deadline = now if worker.killed else (worker.stop_deadline or now)
+                self.lingering[worker.pid] = deadline
+                self.log.info("worker's process group still has members: waiting for them",
+                              slot=worker.slot, pgid=worker.pid)
             return
         if policy.is_done(status.code, self.config.normal_exit_codes):
             slot.done = True
@@ -485,6 +495,7 @@ class Arbiter:
     def _advance(self, now: float) -> None:
         if self.crash_loop:
             self._update_crash_loop(now)
+        self._advance_lingering(now)
         for worker in list(self.workers.values()):
             if worker.state is WorkerState.STARTING and now - worker.started >= policy.STARTUP_PERIOD:
                 self._transition(worker, WorkerState.IDLE, "start-up period passed")
@@ -500,7 +511,7 @@ class Arbiter:
                               workers=len(self.workers))
                 for worker in list(self.workers.values()):
                     self._stop(worker)
-            if self.drain_signal_at is None and not self.workers:
+            if self.drain_signal_at is None and not self.workers and not self.lingering:
                 self.exit_code = EXIT_KILLED if self.killed_any else EXIT_OK
             return
         for worker in list(self.workers.values()):
@@ -516,6 +527,18 @@ class Arbiter:
         if self.slots and all(s.done for s in self.slots.values()) and not self.workers:
             self.log.info("all workers done (normal exit codes): exiting")
             self.exit_code = EXIT_OK
+
+    def _advance_lingering(self, now: float) -> None:
+        """SIGKILL what is left of a stopped worker's group at its deadline."""
+        for pgid, deadline in list(self.lingering.items()):
+            if not self.system.group_alive(pgid):
+                del self.lingering[pgid]
+            elif now >= deadline:
+                self.log.warning("process group outlived its worker's graceful timeout: SIGKILL", pgid=pgid)
+                self.lingering[pgid] = float("inf")  # wait for it to be gone
+                if self.draining or self.stopping:
+                    self.killed_any = True
+                self.system.killpg(pgid, signal.SIGKILL)
 
     def _advance_reload(self) -> None:
         while True:
@@ -627,6 +650,8 @@ class Arbiter:
         self.log.info("fast stop: killing every worker", why=why, workers=len(self.workers))
         for worker in list(self.workers.values()):
             self._stop(worker, kill=True)
+        for pgid in self.lingering:
+            self.lingering[pgid] = self.system.monotonic()
 
     # -------------------------------------------------------------- signals
     def _install_signals(self) -> None:

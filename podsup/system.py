@@ -61,6 +61,16 @@ class System:
         except PermissionError:
             return False
 
+    def group_alive(self, pgid: int) -> bool:
+        """True while any process of the group exists (signal 0 probes it)."""
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
     def reap(self) -> list[ExitStatus]:
         """Reap every child (workers and adopted orphans) that has ended."""
         ended = []
@@ -91,6 +101,8 @@ class FakeSystem(System):
         self.alive: set[int] = set()
         self.pending: list[ExitStatus] = []
         self.fail_spawn: OSError | None = None
+        #: process groups with members besides their (fake) leader
+        self.lingering: set[int] = set()
 
     def monotonic(self) -> float:
         return self.now
@@ -117,11 +129,15 @@ class FakeSystem(System):
 
     def killpg(self, pgid, sig):  # noqa: D102
         self.signals.append((pgid, sig))
-        if pgid not in self.alive:
+        if not self.group_alive(pgid):
             return False
         if sig == signal.SIGKILL:
+            self.lingering.discard(pgid)
             self.exit(pgid, sig=signal.SIGKILL)
         return True
+
+    def group_alive(self, pgid):  # noqa: D102
+        return pgid in self.alive or pgid in self.lingering
 
     def exit(self, pid: int, code: int | None = None, sig: int | None = None) -> None:
         """Make ``pid`` end (reaped at the loop's next :meth:`reap`)."""

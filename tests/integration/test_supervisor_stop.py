@@ -105,3 +105,18 @@ def test_the_stop_signal_reaches_the_workers_whole_process_group(tmp_path):
         p.signal(signal.SIGTERM)
         assert p.wait_exit(30) == 0
         wait_for(lambda: not any(alive(c.pid) for c in family), 10, message="the sleeps to be gone")
+
+
+def test_group_members_outliving_the_worker_are_sigkilled_after_the_graceful_timeout(tmp_path):
+    # the subshell ignores TERM and so does its sleep; sh itself dies on TERM
+    args = ["run", "--workers", "1", "--graceful-timeout", "1", "--",
+            "sh", "-c", "(trap '' TERM; sleep 1000) & echo started; wait"]
+    with PodsupProcess(args) as p:
+        p.wait_for_line(r"^\[worker 0\] started$")
+        shell = p.children()[0]
+        family = wait_for(lambda: shell.children(recursive=True), 10, message="the subshell")
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(30) == 1
+        p.wait_for_line(rf"worker stopped slot=0 pid={shell.pid} status=\"signal SIGTERM\"")
+        p.wait_for_line(rf"process group outlived its worker's graceful timeout: SIGKILL pgid={shell.pid}")
+        wait_for(lambda: not any(alive(c.pid) for c in family), 10, message="the group to be gone")

@@ -491,3 +491,30 @@ def test_add_reader_callbacks_run_in_the_loop(pools):
     pool.arb.remove_reader(r)
     os.close(r)
     os.close(w)
+
+
+def test_drain_waits_for_a_stopped_workers_group_and_sigkills_it_at_the_deadline(pools):
+    pool = pools(workers=1, graceful_timeout=3.0)
+    leader = pool.pid(0)
+    pool.fake.lingering.add(leader)  # a grandchild in the worker's group ignores TERM
+    pool.run(commands.Drain())
+    pool.fake.exit(leader, sig=signal.SIGTERM)
+    pool.advance(1.0)
+    assert pool.arb.lingering and pool.arb.exit_code is None
+    pool.advance(2.0)
+    assert pool.fake.signals[-1] == (leader, signal.SIGKILL)
+    pool.step()
+    assert not pool.arb.lingering and pool.arb.exit_code == 1
+
+
+def test_a_group_that_empties_in_time_exits_0(pools):
+    pool = pools(workers=1, graceful_timeout=3.0)
+    leader = pool.pid(0)
+    pool.fake.lingering.add(leader)
+    pool.run(commands.Drain())
+    pool.fake.exit(leader, code=0)
+    pool.advance(1.0)
+    assert pool.arb.exit_code is None
+    pool.fake.lingering.discard(leader)
+    pool.advance(0.5)
+    assert pool.arb.exit_code == 0 and (leader, signal.SIGKILL) not in pool.fake.signals
