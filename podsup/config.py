@@ -237,8 +237,8 @@ class Config:
     heartbeat_timeout: float = 0.0
     request_timeout: float = 0.0
     slow_request: float = 0.0
-    http: tuple[str, int] | None = None
-    control: str | None = None
+    http: tuple[str, int] | None = parse_http(names.DEFAULT_HTTP)
+    control: str | None = None  #: load() fills in default_control_path()
     queue: str | None = None
     queue_interval: float = 5.0
     min_ready: int | None = None
@@ -246,13 +246,8 @@ class Config:
     preload: str | None = None
     config: str | None = None
 
-    @property
-    def ready_threshold(self) -> int:
-        """Running workers /readyz needs (given the *current* desired count
-        use :meth:`ready_needed`)."""
-        return self.min_ready if self.min_ready is not None else self.workers
-
     def ready_needed(self, desired: int) -> int:
+        """Running workers /readyz needs when ``desired`` are wanted."""
         return min(self.min_ready, desired) if self.min_ready is not None else desired
 
 

@@ -139,3 +139,16 @@ def test_readme_documents_every_option_with_its_env_name():
     section = readme.split("## The supervisor: `podsup run`", 1)[1].split("\n## ", 1)[0]
     for option in config.OPTIONS:
         assert f"`{option.flag} " in section and f"`{option.env}`" in section, option.name
+
+
+def test_config_dataclass_defaults_match_the_option_table():
+    defaults = config.Config()
+    for option in config.OPTIONS:
+        if option.name in ("workers", "control"):
+            continue  # computed at load time (cgroup, XDG_RUNTIME_DIR)
+        assert getattr(defaults, option.field) == option.default, option.name
+
+
+def test_min_ready_is_capped_by_the_desired_count():
+    c = cfg(["--min-ready", "3", "--", "w"])
+    assert c.ready_needed(5) == 3 and c.ready_needed(2) == 2
