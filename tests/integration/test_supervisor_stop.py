@@ -1,9 +1,11 @@
 """Stopping podsup with real signals: graceful TERM, fast INT/QUIT, second TERM."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+from datetime import datetime
 
 import pytest
 
@@ -79,19 +81,22 @@ def test_second_term_during_a_graceful_stop_turns_it_into_a_fast_stop(tmp_path):
 
 def test_drain_delay_holds_workers_before_signalling_them(tmp_path):
     with start(tmp_path, "graceful_job", "--workers", "1", "--graceful-timeout", "20",
-               "--drain-delay", "1", env={"JOB_SECONDS": "0"}) as p:
-        p.wait_for_line(r"^\[worker 0\] ready$")
+               "--drain-delay", "1", "--log-format", "json", env={"JOB_SECONDS": "0"}) as p:
+        p.wait_for_line(r'"line": "ready"')
         p.signal(signal.SIGTERM)
-        p.wait_for_line(r"graceful stop: readiness off why=SIGTERM drain_delay=1s")
-        # during the delay the worker is untouched: it has not started finishing
-        assert not p.matches(r"finishing the current job")
-        assert records(tmp_path) and alive(records(tmp_path)[0]["pid"])
         assert p.wait_exit(30) == 0
-        lines = [t for _, t in p.lines]
-        drain = next(i for i, t in enumerate(lines) if "graceful stop" in t)
-        signalled = next(i for i, t in enumerate(lines) if "stopping workers" in t)
-        assert drain < signalled
+        events = {e["msg"]: e for e in (json.loads(t) for _, t in p.lines if t.startswith("{"))
+                  if e["source"] == "podsup"}
+        drain, signalled = events["graceful stop: readiness off"], events["stopping workers"]
+        assert drain["drain_delay"] == "1s"
+        # the workers were signalled no earlier than the drain delay after TERM
+        assert _ts(signalled) - _ts(drain) >= 0.99  # ms timestamps
+        finishing = [json.loads(t) for _, t in p.lines if '"line": "finishing the current job"' in t]
+        assert finishing and _ts(finishing[0]) >= _ts(signalled)
 
+
+def _ts(event: dict) -> float:
+    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 def test_the_stop_signal_reaches_the_workers_whole_process_group(tmp_path):
     # sh backgrounds two sleeps in its own (the worker's) process group
