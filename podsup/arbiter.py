@@ -22,6 +22,7 @@ import os
 import selectors
 import signal
 import threading
+import traceback
 from typing import Any, Callable, Iterable
 
 import psutil
@@ -229,10 +230,16 @@ class Arbiter:
     # ------------------------------------------------------------- the loop
     def run(self) -> int:
         """Start the pool and run until it stops; returns podsup's exit code."""
-        self.start()
         try:
+            self.start()
             while self.exit_code is None:
                 self.step(self.next_timeout())
+        except Exception:  # noqa: BLE001 - a bug must not leave workers orphaned
+            self.log.error("internal error: killing every worker and exiting",
+                           error=traceback.format_exc())
+            for worker in list(self.workers.values()):
+                self.system.killpg(worker.pid, signal.SIGKILL)
+            self.exit_code = EXIT_KILLED
         finally:
             self.close()
         return self.exit_code if self.exit_code is not None else EXIT_KILLED
@@ -302,6 +309,8 @@ class Arbiter:
     def close(self) -> None:
         """Flush worker output, tell extensions, remove the report socket."""
         with self._lock:
+            if self.closed:
+                return
             self.closed = True
             for pump in list(self._pumps.values()):
                 for _ in range(64):  # bounded: a leftover writer must not hold us

@@ -518,3 +518,17 @@ def test_a_group_that_empties_in_time_exits_0(pools):
     pool.fake.lingering.discard(leader)
     pool.advance(0.5)
     assert pool.arb.exit_code == 0 and (leader, signal.SIGKILL) not in pool.fake.signals
+
+
+def test_an_internal_error_kills_the_workers_and_exits_1(pools, monkeypatch):
+    pool = pools(workers=2)
+    pids = [pool.pid(0), pool.pid(1)]
+
+    def broken(status):
+        raise KeyError("bug")
+    monkeypatch.setattr(pool.arb, "_on_exit", broken)
+    monkeypatch.setattr(pool.arb, "start", lambda: None)  # already started by the fixture
+    pool.fake.exit(pids[0], code=1)
+    assert pool.arb.run() == 1
+    assert (pids[1], signal.SIGKILL) in pool.fake.signals
+    assert "internal error" in pool.log() and "KeyError" in pool.log()
