@@ -69,9 +69,9 @@ def lint_errors(chart: pathlib.Path) -> list[str]:
         or [f"{m['path']}: (no message)" for m in errors]
 
 
-def render(values: dict | None = None) -> list[dict]:
+def render(values: dict | None = None, release: str = "podsup") -> list[dict]:
     """Every object the chart renders with ``values`` (over the defaults)."""
-    manifests = helm("render", CHART, json.dumps(values or {}))
+    manifests = helm("render", CHART, json.dumps(values or {}), release)
     objects = []
     for name, text in sorted(manifests.items()):
         if name.endswith("NOTES.txt"):

@@ -6,7 +6,7 @@ must never share one process, so each action gets a fresh one.
 
     lint CHART_DIR                   helm-sdkpy's Lint action (the CI gate)
     lint-messages CHART_DIR          helm-python-sdk's lint, for readable messages
-    render CHART_DIR VALUES_JSON     helm-python-sdk's offline render (helm template)
+    render CHART_DIR VALUES_JSON [RELEASE]  helm-python-sdk's offline render (helm template)
     validate CHART_DIR VALUES_JSON   the chart's values.schema.json, applied by Helm
 """
 from __future__ import annotations
@@ -34,11 +34,11 @@ def lint_messages(chart: str) -> dict:
     return helm_python.lint(chart)
 
 
-def render(chart: str, values: dict) -> dict:
+def render(chart: str, values: dict, release: str = "podsup") -> dict:
     import helm_python
 
     loaded = helm_python.Chart.load(chart)
-    return loaded.render(values, name="podsup", namespace="podsup-system", is_install=True)
+    return loaded.render(values, name=release, namespace="podsup-system", is_install=True)
 
 
 def validate(chart: str, values: dict) -> dict:
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     elif action == "lint-messages":
         out = lint_messages(chart)
     elif action == "render":
-        out = render(chart, json.loads(rest[0]))
+        out = render(chart, json.loads(rest[0]), *rest[1:])
     elif action == "validate":
         out = validate(chart, json.loads(rest[0]))
     else:
