@@ -26,10 +26,43 @@ log = logging.getLogger("podsup.multiproc")
 ENV_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
+PREFIX = "podsup-metrics-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(root: str | None = None) -> list[str]:
+    """Remove private directories left by podsup processes that were SIGKILLed
+    (their names carry the owner's pid); returns what was removed."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        owner = entry.name[len(PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _pid_alive(int(owner)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
 def prepare_dir(path: str | None = None) -> str:
     """Create ``path`` (or a private temporary directory) and empty it."""
     if path is None:
-        return tempfile.mkdtemp(prefix="podsup-metrics-")
+        sweep_stale()
+        return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     os.makedirs(path, mode=0o700, exist_ok=True)
     for entry in os.scandir(path):
         if entry.is_file() and entry.name.endswith(".db"):
