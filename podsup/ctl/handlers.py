@@ -100,6 +100,10 @@ class Handlers:
     def drain(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.on_drain is not None:
             self.on_drain()
+        if self.arbiter.snapshot().draining:
+            # already draining (SIGTERM came first): a preStop hook should
+            # still wait for the workers, not fail
+            return {"draining": True, "already": True, "budget": self.drain_budget}
         result = self._submit(Drain())
         if "drain_delay" in result and "graceful_timeout" in result:
             result["budget"] = float(result["drain_delay"]) + float(result["graceful_timeout"])

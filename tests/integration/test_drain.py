@@ -1,6 +1,7 @@
 """Drain (the preStop hook) and the health endpoints with a real podsup."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -64,6 +65,18 @@ def test_drain_wait_returns_when_the_grace_period_ends():
         assert result.returncode == 0, result.stderr
         p.wait_for_line(r"did not stop within the graceful timeout: SIGKILL")
         assert p.wait_exit(timeout=30) == 1  # a worker had to be killed
+
+
+def test_drain_wait_after_sigterm_still_waits():
+    with PodsupProcess(["run", "--workers", "1", "--drain-delay", "3", "--", PY, worker("metrics_worker")]) as p:
+        ready(p)
+        pids = live_pids(status_json(p.control_path))
+        p.signal(signal.SIGTERM)
+        wait_for(lambda: status_json(p.control_path)["draining"], timeout=30, message="draining after SIGTERM")
+        result = podsup_cli("drain", "--wait", "--control", p.control_path)
+        assert result.returncode == 0 and "drained" in result.stdout, result.stderr
+        assert gone(pids)
+        assert p.wait_exit(timeout=30) == 0
 
 
 def test_drain_without_wait_returns_at_once():

@@ -102,6 +102,17 @@ def test_handlers_dispatch_commands_to_the_arbiter():
     assert status["result"]["desired"] == 2 and status["result"]["state"] == "running"
 
 
+def test_drain_while_already_draining_is_accepted_without_a_command():
+    class Draining(FakeArbiter):
+        def snapshot(self):
+            import dataclasses
+            return dataclasses.replace(snapshot(), draining=True)
+    arbiter = Draining()
+    result = Handlers(arbiter, drain_budget=7).handle({"command": "drain"})
+    assert result == {"ok": True, "result": {"draining": True, "already": True, "budget": 7}}
+    assert arbiter.submitted == []
+
+
 def test_handlers_refuse_unknown_and_report_loop_errors():
     h = Handlers(FakeArbiter(fail=RuntimeError("pool is stopping")))
     unknown = h.handle({"command": "explode"})
