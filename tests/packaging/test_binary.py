@@ -103,3 +103,70 @@ def test_crashing_worker_is_respawned_with_backoff(run_binary):
     assert status["workers"][0]["restarts"] >= 2
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait_exit(60) == 0, run.output()
+
+
+def test_orphans_of_workers_are_adopted_by_podsup_not_the_bootloader(run_binary):
+    """The one-file bootloader is the parent (PID 1 in a container); podsup,
+    its child, is the child sub-reaper, so a worker's orphan is re-parented
+    to podsup, which reaps it."""
+    worker = ["sh", "-c", "(sleep 300 &); echo orphan left; while :; do sleep 1; done"]
+    run = run_binary(["--workers", "1"], worker)
+    run.wait_for_line(r"orphan left")
+    supervisor = run_binary_child(run)
+
+    def orphan():
+        return [p for p in supervisor.children() if p.cmdline()[:2] == ["sleep", "300"]]
+
+    (adopted,) = wait_for(orphan, 30, message="the orphaned `sleep 300` re-parented to podsup")
+    adopted.kill()
+    wait_for(lambda: not psutil.pid_exists(adopted.pid), 30, message="podsup reaps the killed orphan")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait_exit(60) == 0, run.output()
+
+
+def test_binary_unpacks_into_tmpdir_while_it_runs(podsup_binary, tmp_path):
+    """A one-file executable unpacks itself into $TMPDIR on every start and
+    removes that copy at exit (README: on a read-only root filesystem, give
+    it a writable /tmp or TMPDIR)."""
+    unpack = tmp_path / "unpack"
+    unpack.mkdir()
+    proc = subprocess.Popen([str(podsup_binary), "run", "--workers", "1", "--http", "127.0.0.1:0",
+                             "--control", str(tmp_path / "c.sock"), "--", "sh", "-c", "sleep 300"],
+                            env=clean_env(TMPDIR=str(unpack)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (copy,) = wait_for(lambda: list(unpack.glob("_MEI*")), 30, message="the unpacked copy in $TMPDIR")
+        assert any(copy.iterdir())
+        wait_for(lambda: (tmp_path / "c.sock").exists(), 30, message="podsup up (control socket)")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert not copy.exists(), "the unpacked copy is removed at exit"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_glibc_requirement_is_reported(podsup_binary, tmp_path):
+    """The newest glibc symbol version any bundled library needs (figure);
+    a binary built here must at least run here."""
+    import os
+    import shutil
+
+    from PyInstaller.archive.readers import CArchiveReader
+
+    objdump = shutil.which("objdump")
+    assert objdump, "binutils' objdump is needed (scripts/install-extra.sh)"
+    archive = CArchiveReader(str(podsup_binary))
+    needed = set()
+    for name in archive.toc:
+        if name.endswith(".so") or ".so." in name:
+            path = tmp_path / name.replace("/", "_")
+            path.write_bytes(archive.extract(name))
+            dump = subprocess.run([objdump, "-T", str(path)], capture_output=True, text=True).stdout
+            needed |= {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_(\d+\.\d+(?:\.\d+)?)", dump)}
+    assert needed
+    newest = max(needed)
+    host = tuple(int(x) for x in os.confstr("CS_GNU_LIBC_VERSION").split()[1].split("."))
+    FIGURES["binary needs glibc (built on this host)"] = ".".join(map(str, newest)) + \
+        f" (host {'.'.join(map(str, host))}; the Dockerfile builds on Debian 11, glibc 2.31)"
+    assert newest <= host
