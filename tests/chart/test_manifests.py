@@ -244,3 +244,19 @@ def test_notes_tell_the_next_command_with_an_existing_example():
         assert (CHART.parents[1] / path).is_file(), f"NOTES.txt names {path}, which does not exist"
     scoped = render_notes({"operator": {"watchNamespaces": ["team-a"]}})
     assert "-n team-a" in scoped and "team-a" in scoped.splitlines()[1]
+
+
+@pytest.mark.parametrize("values", scenarios())
+def test_operator_cli_accepts_the_charts_arguments(values):
+    """The Deployment's args parse with the operator's real argument parser."""
+    from podsup_operator.cli import build_parser
+
+    dep = one(render(values), "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+    namespaces = (values.get("operator") or {}).get("watchNamespaces") or []
+    assert parsed.namespace == namespaces
+    assert parsed.all_namespaces is (not namespaces)
+    assert parsed.log_format == ((values.get("operator") or {}).get("logFormat") or "text")
+    assert parsed.operator_image == dep["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert parsed.health_port == names.OPERATOR_HEALTH_PORT and parsed.metrics_port == names.OPERATOR_METRICS_PORT

@@ -187,3 +187,11 @@ def test_build_scripts_refuse_bad_arguments_clearly(tmp_path):
     assert proc.returncode == 2 and "unknown argument: --bogus" in proc.stderr
     proc = subprocess.run(["bash", "scripts/build-operator-venv.sh"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_image_default_command_is_a_valid_operator_invocation(parsed):
+    from podsup_operator.cli import build_parser
+
+    (cmd,) = [json.loads(i["value"]) for i in final(parsed) if i["instruction"] == "CMD"]
+    args = build_parser().parse_args(cmd)
+    assert args.all_namespaces is True
