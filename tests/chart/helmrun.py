@@ -8,6 +8,8 @@ must never share one process, so each action gets a fresh one.
     lint-messages CHART_DIR          helm-python-sdk's lint, for readable messages
     render CHART_DIR VALUES_JSON [RELEASE]  helm-python-sdk's offline render (helm template)
     validate CHART_DIR VALUES_JSON   the chart's values.schema.json, applied by Helm
+    install CHART_DIR VALUES_JSON RELEASE NAMESPACE   helm install --wait (e2e, $KUBECONFIG)
+    uninstall - RELEASE NAMESPACE                    helm uninstall --wait (e2e)
 """
 from __future__ import annotations
 
@@ -51,6 +53,23 @@ def validate(chart: str, values: dict) -> dict:
     return {"valid": True, "error": None}
 
 
+def install(chart: str, values: dict, release: str, namespace: str) -> dict:
+    import helm_sdkpy
+
+    config = helm_sdkpy.Configuration(namespace=namespace)
+    result = asyncio.run(helm_sdkpy.Install(config).run(release, chart, values=values, create_namespace=True,
+                                                         wait=True, timeout=300))
+    return {"installed": True, "name": result.get("name") if isinstance(result, dict) else None}
+
+
+def uninstall(release: str, namespace: str) -> dict:
+    import helm_sdkpy
+
+    config = helm_sdkpy.Configuration(namespace=namespace)
+    asyncio.run(helm_sdkpy.Uninstall(config).run(release, wait=True, timeout=300))
+    return {"uninstalled": True}
+
+
 def main(argv: list[str]) -> int:
     action, chart, *rest = argv
     if action == "lint":
@@ -61,6 +80,10 @@ def main(argv: list[str]) -> int:
         out = render(chart, json.loads(rest[0]), *rest[1:])
     elif action == "validate":
         out = validate(chart, json.loads(rest[0]))
+    elif action == "install":
+        out = install(chart, json.loads(rest[0]), rest[1], rest[2])
+    elif action == "uninstall":
+        out = uninstall(rest[0], rest[1])
     else:
         raise SystemExit(f"helmrun: unknown action {action!r}")
     json.dump(out, sys.stdout)
