@@ -1,0 +1,230 @@
+"""The kopf handlers wired to the real reconcile, against kmock.
+
+Each test runs the whole operator in-process on a looptime event loop (virtual
+time: the 60 s resync timer passes instantly) and asserts on kmock's stored
+objects and recorded requests.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from podsup import names
+from podsup_operator import config
+from podsup_operator.apply import APPLY_CONTENT_TYPE
+
+from .conftest import DEP, HPA, NS, OPERATOR_IMAGE, PDB, SVC, WP, ApplyingEmulator, pool_manifest, \
+    running_operator, wait_until
+
+pytestmark = [pytest.mark.looptime, pytest.mark.kmock(cls=ApplyingEmulator)]
+
+WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
+
+
+def obj(kmock: Any, resource: str, name: str = "pool") -> Any:
+    key = (kmock.resource(resource), NS, name)
+    if key in kmock.objects and not kmock.objects[key].deleted:
+        return kmock.objects[key]
+    return None
+
+
+def raw(kmock: Any, resource: str, name: str = "pool") -> dict | None:
+    found = obj(kmock, resource, name)
+    return found.raw if found is not None else None
+
+
+def writes(kmock: Any) -> list[Any]:
+    """Write requests to anything but Events (which kopf may post)."""
+    return [r for r in list(kmock) if r.method.value in WRITE_METHODS
+            and not (r.resource is not None and r.resource.plural == "events")]
+
+
+def url(resource: str, name: str | None = None, sub: str | None = None) -> str:
+    group_version, plural = resource.rsplit("/", 1)
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    path = f"{base}/namespaces/{NS}/{plural}"
+    if name:
+        path += f"/{name}"
+    if sub:
+        path += f"/{sub}"
+    return path
+
+
+async def create_pool(kmock: Any, manifest: dict) -> None:
+    async with kmock.post(url(WP), json=manifest) as resp:
+        assert resp.status < 300, await resp.text()
+
+
+async def patch(kmock: Any, resource: str, name: str, body: dict, sub: str | None = None) -> None:
+    async with kmock.patch(url(resource, name, sub), json=body,
+                           headers={"Content-Type": "application/merge-patch+json"}) as resp:
+        assert resp.status < 300, await resp.text()
+
+
+async def delete(kmock: Any, resource: str, name: str) -> None:
+    async with kmock.delete(url(resource, name)) as resp:
+        assert resp.status < 300, await resp.text()
+
+
+def condition(pool: dict | None, type_: str) -> dict | None:
+    for cond in ((pool or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return cond
+    return None
+
+
+async def converged(kmock: Any, name: str = "pool") -> dict:
+    """Wait until the Deployment exists and the status has conditions."""
+    await wait_until(lambda: raw(kmock, DEP, name) is not None, f"Deployment {name}")
+    return await wait_until(lambda: condition(raw(kmock, WP, name), "Ready") and raw(kmock, WP, name),
+                            f"status of {name}")
+
+
+async def test_create_applies_owned_children_and_writes_status(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest(ports=[{"name": "http", "containerPort": 8000}],
+                                                  disruption={"maxUnavailable": 1}))
+        pool = await converged(emulator)
+        await wait_until(lambda: raw(emulator, PDB) is not None, "PodDisruptionBudget")
+        dep, svc, pdb = raw(emulator, DEP), raw(emulator, SVC), raw(emulator, PDB)
+
+    owner = {"apiVersion": "podsup.io/v1alpha1", "kind": "WorkerPool", "name": "pool", "uid": "uid-1",
+             "controller": True, "blockOwnerDeletion": True}
+    for child in (dep, svc, pdb):
+        assert child["metadata"]["ownerReferences"] == [owner]
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["initContainers"][0]["image"] == OPERATOR_IMAGE
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["http", names.METRICS_PORT_NAME]
+    assert raw(emulator, HPA) is None
+    status = pool["status"]
+    assert status["selector"] == f"{names.POOL_LABEL}=pool"
+    assert status["observedGeneration"] == 1
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded", "ScalingActive"}
+    assert condition(pool, "ScalingActive")["reason"] == "AutoscalingDisabled"
+    assert condition(pool, "Degraded")["status"] == "False"
+
+
+async def test_children_are_applied_server_side_with_our_field_manager(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+    applies = [r for r in writes(emulator) if r.method.value == "PATCH" and r.resource == emulator.resource(DEP)]
+    assert applies, "the Deployment was never applied"
+    for request in applies:
+        assert request.headers["Content-Type"] == APPLY_CONTENT_TYPE
+        assert request.params["fieldManager"] == names.FIELD_MANAGER
+        assert request.params["force"] == "true"
+        assert request.data["kind"] == "Deployment" and request.data["apiVersion"] == "apps/v1"
+
+
+async def test_status_and_workers_follow_the_deployment(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        # The Deployment controller reports 2 ready pods: the Deployment watch reconciles the owner.
+        await patch(emulator, DEP, "pool", {"status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+                                                        "observedGeneration": 0}}, sub="status")
+        pool = await wait_until(lambda: (raw(emulator, WP) or {}).get("status", {}).get("workers") == 6
+                                and raw(emulator, WP), "workers = 3 processes x 2 ready pods")
+    assert pool["status"]["readyReplicas"] == 2
+    assert condition(pool, "Ready")["status"] == "True"
+
+
+async def test_deleted_deployment_is_restored(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        await delete(emulator, DEP, "pool")
+        assert raw(emulator, DEP) is None
+        restored = await wait_until(lambda: raw(emulator, DEP), "the Deployment to be restored")
+    assert restored["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.12"
+
+
+async def test_edited_deployment_is_corrected(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        edited = raw(emulator, DEP)
+        edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+        await patch(emulator, DEP, "pool", {"spec": {"template": edited["spec"]["template"]}})
+        await wait_until(lambda: raw(emulator, DEP)["spec"]["template"]["spec"]["containers"][0]["image"]
+                         == "python:3.12", "drift to be corrected")
+
+
+async def test_noop_resync_makes_zero_writes(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest(disruption={"minAvailable": 1}))
+        await converged(emulator)
+        await asyncio.sleep(5)  # virtual time: let the follow-up events of our own writes settle
+        before_writes = len(writes(emulator))
+        before_reads = len([r for r in list(emulator) if r.method.value == "GET" and r.name == "pool"
+                            and r.resource == emulator.resource(DEP)])
+        await asyncio.sleep(config.RESYNC_SECONDS * 3.5)  # virtual time: three resync ticks
+        after_reads = len([r for r in list(emulator) if r.method.value == "GET" and r.name == "pool"
+                           and r.resource == emulator.resource(DEP)])
+        new_writes = writes(emulator)[before_writes:]
+    assert after_reads >= before_reads + 3, "the resync timer did not run"
+    assert new_writes == [], [f"{r.method.value} {r.url.path}" for r in new_writes]
+
+
+async def test_scaling_the_pool_scales_the_deployment(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        await patch(emulator, WP, "pool", {"spec": {"replicas": 5}, "metadata": {"generation": 2}})
+        await wait_until(lambda: raw(emulator, DEP)["spec"].get("replicas") == 5, "Deployment replicas 5")
+
+
+async def test_hpa_owns_replicas_when_autoscaling(emulator: Any) -> None:
+    auto = {"enabled": True, "minReplicas": 0, "maxReplicas": 8, "targets": {"busyWorkersPercent": 70}}
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest(autoscaling=auto))
+        await converged(emulator)
+        hpa = await wait_until(lambda: raw(emulator, HPA), "the HPA")
+        # The HPA scales the Deployment to 7; the operator must leave that alone on resync.
+        await patch(emulator, DEP, "pool", {"spec": {"replicas": 7}})
+        await asyncio.sleep(config.RESYNC_SECONDS * 2.5)
+        dep = raw(emulator, DEP)
+    assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 8
+    assert dep["spec"]["replicas"] == 7
+    dep_applies = [r for r in writes(emulator) if r.resource == emulator.resource(DEP) and r.method.value == "PATCH"
+                   and r.headers.get("Content-Type") == APPLY_CONTENT_TYPE]
+    assert dep_applies and all("replicas" not in r.data["spec"] for r in dep_applies)
+
+
+async def test_switching_autoscaling_off_deletes_the_hpa(emulator: Any) -> None:
+    auto = {"enabled": True, "minReplicas": 1, "maxReplicas": 4, "targets": {"cpuPercent": 50}}
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest(autoscaling=auto, resources={"requests": {"cpu": "1"}}))
+        await wait_until(lambda: raw(emulator, HPA), "the HPA")
+        await patch(emulator, WP, "pool", {"spec": {"autoscaling": {"enabled": False}}})
+        await wait_until(lambda: raw(emulator, HPA) is None, "the HPA to be deleted")
+        await wait_until(lambda: raw(emulator, DEP)["spec"].get("replicas") == 2, "replicas back from the spec")
+
+
+async def test_deleted_pool_children_are_not_resurrected(emulator: Any) -> None:
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        await delete(emulator, WP, "pool")
+        await delete(emulator, DEP, "pool")  # what garbage collection does (kmock does not)
+        await asyncio.sleep(config.RESYNC_SECONDS * 2)
+        assert raw(emulator, DEP) is None
+
+
+async def test_a_conflicting_pool_is_degraded_and_does_not_block_others(emulator: Any) -> None:
+    foreign = {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "taken", "namespace": NS, "labels": {"app": "someone-else"}},
+               "spec": {"replicas": 1}}
+    async with emulator.post(url(DEP), json=foreign) as resp:
+        assert resp.status < 300
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest(name="taken", uid="uid-taken"))
+        await create_pool(emulator, pool_manifest(name="fine", uid="uid-fine"))
+        await converged(emulator, "fine")
+        bad = await wait_until(lambda: condition(raw(emulator, WP, "taken"), "Degraded"), "Degraded on 'taken'")
+        assert raw(emulator, DEP, "taken")["metadata"]["labels"] == {"app": "someone-else"}
+    assert bad["status"] == "True" and bad["reason"] == "ApplyFailed"
+    assert "not controlled by this WorkerPool" in bad["message"]
