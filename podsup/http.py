@@ -15,6 +15,7 @@ the master loop.
 """
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import logging
 import threading
@@ -46,25 +47,50 @@ def liveness(tick_age: float | None, crash_loop: bool, stale_after: float = STAL
     return True, "ok"
 
 
-def ready_workers(snapshot: PoolSnapshot) -> int:
-    """Workers that have started serving (idle or busy)."""
-    return sum(1 for w in snapshot.workers if w.state in (WorkerState.IDLE, WorkerState.BUSY))
+@dataclasses.dataclass(frozen=True)
+class HealthView:
+    """What the health answers need, and nothing that costs a psutil scan."""
+
+    desired: int
+    up: int              #: workers that have started serving (idle or busy)
+    draining: bool       #: draining or stopping
+    crash_loop: bool
+    exiting: bool = False
+
+    @classmethod
+    def from_snapshot(cls, snap: PoolSnapshot) -> "HealthView":
+        up = sum(1 for w in snap.workers if w.state in (WorkerState.IDLE, WorkerState.BUSY))
+        return cls(desired=snap.desired, up=up, draining=snap.draining, crash_loop=snap.crash_loop)
+
+    @classmethod
+    def of_arbiter(cls, arbiter: Any) -> "HealthView":
+        """Read in the loop thread at each tick: a full ``snapshot()`` measures
+        every worker with psutil, far too costly once a second in the loop.
+        Falls back to the snapshot if the arbiter's fields are not there."""
+        try:
+            workers = list(arbiter.workers.values())
+            return cls(desired=int(arbiter.desired),
+                       up=sum(1 for w in workers if w.state in (WorkerState.IDLE, WorkerState.BUSY)),
+                       draining=bool(arbiter.draining or arbiter.stopping),
+                       crash_loop=bool(arbiter.crash_loop),
+                       exiting=arbiter.exit_code is not None)
+        except AttributeError:
+            return cls.from_snapshot(arbiter.snapshot())
 
 
-def readiness(snapshot: PoolSnapshot | None, needed: int, draining: bool) -> tuple[bool, str]:
+def readiness(view: HealthView | None, needed: int, draining: bool) -> tuple[bool, str]:
     """(ready, reason): not draining, no crash storm, at least ``needed`` workers up."""
-    if draining or (snapshot is not None and snapshot.draining):
+    if draining or (view is not None and view.draining):
         return False, "draining"
-    if snapshot is None:
+    if view is None:
         return False, "no state from the master loop yet"
-    if snapshot.crash_loop:
+    if view.exiting:
+        return False, "exiting"
+    if view.crash_loop:
         return False, "crash loop"
-    up = ready_workers(snapshot)
-    if up < needed:
-        return False, f"{up} of {needed} required workers ready"
-    if not snapshot.ready:
-        return False, f"pool is {snapshot.state.value}"
-    return True, f"{up} workers ready"
+    if view.up < needed:
+        return False, f"{view.up} of {needed} required workers ready"
+    return True, f"{view.up} workers ready"
 
 
 class HealthState:
@@ -78,13 +104,15 @@ class HealthState:
         self.stale_after = stale_after
         self._lock = threading.Lock()
         self._last_tick: float | None = None
-        self._snapshot: PoolSnapshot | None = None
+        self._view: HealthView | None = None
         self._draining = False
 
-    def mark_tick(self, snapshot: PoolSnapshot) -> None:
+    def mark_tick(self, view: HealthView | PoolSnapshot) -> None:
+        if isinstance(view, PoolSnapshot):
+            view = HealthView.from_snapshot(view)
         with self._lock:
             self._last_tick = self.clock()
-            self._snapshot = snapshot
+            self._view = view
 
     def set_draining(self) -> None:
         with self._lock:
@@ -98,13 +126,13 @@ class HealthState:
     def healthz(self) -> tuple[bool, str]:
         with self._lock:
             age = None if self._last_tick is None else self.clock() - self._last_tick
-            crash = bool(self._snapshot and self._snapshot.crash_loop)
+            crash = bool(self._view and self._view.crash_loop)
         return liveness(age, crash, self.stale_after)
 
     def readyz(self) -> tuple[bool, str]:
         with self._lock:
-            snap, draining = self._snapshot, self._draining
-        return readiness(snap, self.needed(snap.desired) if snap else 0, draining)
+            view, draining = self._view, self._draining
+        return readiness(view, self.needed(view.desired) if view else 0, draining)
 
 
 class _Handler(MetricsHandler):
@@ -187,12 +215,12 @@ class HttpExtension(Extension):
 
     def attach(self, arbiter: Any) -> None:
         self.arbiter = arbiter
-        self.health.mark_tick(arbiter.snapshot())
+        self.health.mark_tick(HealthView.of_arbiter(arbiter))
         self.server.start()
 
     def tick(self, now: float) -> None:
         if self.arbiter is not None:
-            self.health.mark_tick(self.arbiter.snapshot())
+            self.health.mark_tick(HealthView.of_arbiter(self.arbiter))
 
     def close(self) -> None:
         self.server.close()

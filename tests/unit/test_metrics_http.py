@@ -1,6 +1,7 @@
 """Health policy (pure) and the HTTP server over a real socket."""
 from __future__ import annotations
 
+import dataclasses
 import urllib.error
 import urllib.request
 
@@ -8,7 +9,7 @@ import pytest
 
 from podsup import http as podsup_http
 from podsup import metrics
-from podsup.http import HealthState, HttpServer, liveness, readiness
+from podsup.http import HealthState, HealthView, HttpServer, liveness, readiness
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.states import PoolState, WorkerState
 
@@ -31,15 +32,40 @@ def test_liveness():
     assert liveness(0.1, True) == (False, "crash loop: workers exit faster than --crashloop-threshold allows")
 
 
+def view(*args, **kwargs) -> HealthView:
+    return HealthView.from_snapshot(snap(*args, **kwargs))
+
+
 def test_readiness():
     up = [WorkerState.IDLE, WorkerState.BUSY]
-    assert readiness(snap(up), 2, False)[0] is True
-    assert readiness(snap(up + [WorkerState.STARTING]), 3, False) == (False, "2 of 3 required workers ready")
-    assert readiness(snap(up + [WorkerState.STARTING]), 2, False)[0] is True        # --min-ready 2
-    assert readiness(snap(up), 2, True) == (False, "draining")                      # drain requested
-    assert readiness(snap(up, draining=True), 2, False) == (False, "draining")      # SIGTERM drain
-    assert readiness(snap(up, crash_loop=True), 0, False) == (False, "crash loop")
+    assert readiness(view(up), 2, False)[0] is True
+    assert readiness(view(up + [WorkerState.STARTING]), 3, False) == (False, "2 of 3 required workers ready")
+    assert readiness(view(up + [WorkerState.STARTING]), 2, False)[0] is True        # --min-ready 2
+    assert readiness(view(up), 2, True) == (False, "draining")                      # drain requested
+    assert readiness(view(up, draining=True), 2, False) == (False, "draining")      # SIGTERM drain
+    assert readiness(view(up, crash_loop=True), 0, False) == (False, "crash loop")
+    assert readiness(dataclasses.replace(view(up), exiting=True), 0, False) == (False, "exiting")
     assert readiness(None, 0, False)[0] is False
+
+
+def test_view_of_an_arbiter_reads_its_fields_without_a_snapshot():
+    class W:
+        def __init__(self, state):
+            self.state = state
+
+    class Arb:
+        workers = {1: W(WorkerState.IDLE), 2: W(WorkerState.STARTING), 3: W(WorkerState.BUSY)}
+        desired, draining, stopping, crash_loop, exit_code = 3, False, True, False, None
+
+        def snapshot(self):
+            raise AssertionError("a psutil-measured snapshot at every tick is what this avoids")
+
+    assert HealthView.of_arbiter(Arb()) == HealthView(desired=3, up=2, draining=True, crash_loop=False)
+
+    class Opaque:
+        def snapshot(self):
+            return snap([WorkerState.IDLE])
+    assert HealthView.of_arbiter(Opaque()).up == 1
 
 
 def test_health_state_goes_stale_without_ticks():
