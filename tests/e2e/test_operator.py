@@ -1,0 +1,150 @@
+"""End to end against a real cluster named by KUBECONFIG (skipped otherwise).
+
+What kmock cannot show: real server-side apply (create-on-apply, field
+ownership), the CRD's schema and CEL rules enforced by the API server, the
+scale subresource, and garbage collection through ownerReferences. Runs the
+operator as a subprocess (``podsup-operator run --namespace NS``) against a
+throw-away namespace. Pods need not become ready: the assertions are about the
+objects the operator manages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podsup import names
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def _cluster_reason() -> str | None:
+    if not os.environ.get("KUBECONFIG"):
+        return "no KUBECONFIG: the operator e2e tests need a real cluster"
+    if not shutil.which("kubectl"):
+        return "kubectl not found"
+    try:
+        proc = subprocess.run(["kubectl", "version", "-o", "json"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "the cluster in KUBECONFIG did not answer within 20 s"
+    if proc.returncode != 0 or "serverVersion" not in proc.stdout:
+        return f"the cluster in KUBECONFIG is unreachable: {proc.stderr.strip()[:200]}"
+    return None
+
+
+REASON = _cluster_reason()
+if REASON:
+    pytestmark = [pytest.mark.e2e, pytest.mark.skip(reason=REASON)]
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def get(kind: str, name: str, ns: str) -> dict | None:
+    proc = kubectl("get", kind, name, "-n", ns, "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def namespace():
+    ns = f"podsup-e2e-{uuid.uuid4().hex[:6]}"
+    kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "workerpools.podsup.io.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/workerpools.podsup.io", "--timeout=60s")
+    kubectl("create", "namespace", ns)
+    yield ns
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(namespace, tmp_path_factory):
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    args = [sys.executable, "-m", "podsup_operator.cli", "run", "--namespace", namespace,
+            "--health-port", str(free_port()), "--metrics-port", str(free_port())]
+    help_text = subprocess.run(args[:4] + ["--help"], capture_output=True, text=True).stdout
+    if "--no-metrics-api" in help_text:
+        args.append("--no-metrics-api")  # the metrics API has its own e2e tests
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def apply_example(name: str, ns: str) -> dict:
+    pool = yaml.safe_load((ROOT / "examples" / name).read_text())
+    pool["metadata"]["namespace"] = ns
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(pool))
+    return pool
+
+
+def owned(obj: dict | None, pool_uid: str) -> bool:
+    return bool(obj) and any(r.get("uid") == pool_uid and r.get("controller")
+                             for r in obj["metadata"].get("ownerReferences", []))
+
+
+def test_invalid_pool_is_refused_by_the_api_server(namespace):
+    bad = {"apiVersion": "podsup.io/v1alpha1", "kind": "WorkerPool", "metadata": {"name": "bad", "namespace": namespace},
+           "spec": {"image": "x", "command": ["x"], "autoscaling": {"enabled": True, "minReplicas": 5,
+                                                                    "maxReplicas": 2, "targets": {"cpuPercent": 5}}}}
+    proc = kubectl("apply", "-f", "-", input=yaml.safe_dump(bad), check=False)
+    assert proc.returncode != 0
+    assert "minReplicas must be less than or equal to autoscaling.maxReplicas" in proc.stderr
+
+
+def test_pool_lifecycle(namespace, operator):
+    apply_example("php-socket-server.yaml", namespace)
+    pool = wait_for(lambda: get("workerpool", "php-echo", namespace), 30, "the WorkerPool")
+    uid = pool["metadata"]["uid"]
+    for kind in ("deployment", "service", "hpa", "pdb"):
+        wait_for(lambda: owned(get(kind, "php-echo", namespace), uid), 60, f"{kind} owned by the pool")
+    status = wait_for(lambda: (get("workerpool", "php-echo", namespace) or {}).get("status", {}).get("conditions")
+                      and get("workerpool", "php-echo", namespace)["status"], 60, "status conditions")
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Progressing", "Degraded", "ScalingActive"}
+    assert status["selector"] == f"{names.POOL_LABEL}=php-echo"
+
+    # Drift: an edit to the pod template is put back; a deleted Deployment comes back.
+    kubectl("set", "image", "deployment/php-echo", "worker=evil:1", "-n", namespace)
+    wait_for(lambda: get("deployment", "php-echo", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+             == "php:8.3-cli", 90, "the image edit to be reverted")
+    kubectl("delete", "deployment", "php-echo", "-n", namespace, "--wait=true")
+    wait_for(lambda: owned(get("deployment", "php-echo", namespace), uid), 90, "the Deployment to be restored")
+
+    # Deleting the pool garbage-collects the children.
+    kubectl("delete", "workerpool", "php-echo", "-n", namespace, "--wait=true")
+    wait_for(lambda: get("deployment", "php-echo", namespace) is None, 120, "garbage collection of the Deployment")
+
+
+def test_kubectl_scale_changes_the_deployment(namespace, operator):
+    apply_example("python-queue-worker.yaml", namespace)
+    wait_for(lambda: get("deployment", "py-jobs", namespace), 60, "the Deployment")
+    kubectl("scale", "workerpool", "py-jobs", "--replicas", "3", "-n", namespace)
+    wait_for(lambda: get("deployment", "py-jobs", namespace)["spec"]["replicas"] == 3, 60, "3 replicas")
+    # Server-side apply: the operator is the field manager of the Deployment's spec.
+    managers = {m["manager"] for m in get("deployment", "py-jobs", namespace)["metadata"]["managedFields"]
+                if m["operation"] == "Apply"}
+    assert names.FIELD_MANAGER in managers

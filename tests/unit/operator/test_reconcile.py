@@ -1,0 +1,144 @@
+"""The reconcile loop at our own seam (ClusterApi): decisions, errors, Events.
+
+kmock covers the wiring end to end (tests/operator); these cover the branches
+that are awkward to provoke there. ``FakeApi`` stands in for ClusterApi only —
+the class the operator owns — storing objects as the API server would return
+them after an apply.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from podsup_operator.reconcile import ChildConflict, describe_error, is_subset, reconcile
+
+from .conftest import make_pool
+
+IMAGE = "op:1"
+
+
+class ApiDown(Exception):
+    pass
+
+
+class FakeApi:
+    def __init__(self, fail_kind: str | None = None):
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_kind = fail_kind
+        self.status_patches: list[dict] = []
+
+    def get(self, api_version, kind, namespace, name):
+        self.calls.append(("get", kind))
+        obj = self.objects.get((kind, name))
+        return copy.deepcopy(obj) if obj else None
+
+    def apply(self, obj):
+        self.calls.append(("apply", obj["kind"]))
+        if obj["kind"] == self.fail_kind:
+            raise ApiDown(f"{obj['kind']} refused")
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["uid"] = f"uid-{obj['kind']}"
+        stored.setdefault("status", {})
+        self.objects[(obj["kind"], obj["metadata"]["name"])] = stored
+        return copy.deepcopy(stored)
+
+    def delete(self, api_version, kind, namespace, name, uid=None):
+        self.calls.append(("delete", kind))
+        self.objects.pop((kind, name), None)
+
+    def patch_status(self, pool, status):
+        self.calls.append(("patch_status", "WorkerPool"))
+        self.status_patches.append(status)
+        return {}
+
+    def writes(self):
+        return [c for c in self.calls if c[0] != "get"]
+
+
+def events_recorder():
+    events = []
+    return events, lambda type_, reason, message: events.append((type_, reason, message))
+
+
+def test_first_reconcile_creates_children_and_reports_them():
+    api, (events, emit) = FakeApi(), events_recorder()
+    outcome = reconcile(make_pool({}), api, IMAGE, emit=emit)
+    assert outcome.applied == ["Deployment", "Service"]
+    assert ("Normal", "Created", "Created Deployment jobs") in events
+    assert api.status_patches and "conditions" in api.status_patches[0]
+
+
+def test_second_reconcile_with_nothing_changed_writes_nothing():
+    api = FakeApi()
+    pool = make_pool({"disruption": {"minAvailable": 1}})
+    reconcile(pool, api, IMAGE)
+    pool["status"] = api.status_patches[-1]
+    api.calls.clear()
+    outcome = reconcile(pool, api, IMAGE)
+    assert outcome.writes == 0 and api.writes() == []
+
+
+def test_spec_change_is_applied_as_update():
+    api, (events, emit) = FakeApi(), events_recorder()
+    reconcile(make_pool({"replicas": 1}), api, IMAGE)
+    outcome = reconcile(make_pool({"replicas": 4}), api, IMAGE, emit=emit)
+    assert outcome.applied == ["Deployment"]
+    assert api.objects[("Deployment", "jobs")]["spec"]["replicas"] == 4
+    assert any(reason == "Updated" for _, reason, _ in events)
+
+
+def test_child_not_in_spec_is_deleted_only_if_we_control_it():
+    api = FakeApi()
+    auto = {"enabled": True, "maxReplicas": 3, "targets": {"busyWorkersPercent": 60}}
+    reconcile(make_pool({"autoscaling": auto}), api, IMAGE)
+    assert ("HorizontalPodAutoscaler", "jobs") in api.objects
+    outcome = reconcile(make_pool({}), api, IMAGE)
+    assert outcome.deleted == ["HorizontalPodAutoscaler"]
+
+    foreign = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "jobs"}}
+    api.objects[("PodDisruptionBudget", "jobs")] = foreign
+    assert reconcile(make_pool({}), api, IMAGE).deleted == []
+    assert ("PodDisruptionBudget", "jobs") in api.objects
+
+
+def test_foreign_child_is_a_conflict_with_warning_and_degraded_status():
+    api, (events, emit) = FakeApi(), events_recorder()
+    api.objects[("Deployment", "jobs")] = {"apiVersion": "apps/v1", "kind": "Deployment",
+                                           "metadata": {"name": "jobs"}, "spec": {}}
+    with pytest.raises(ChildConflict, match="not controlled by this WorkerPool"):
+        reconcile(make_pool({}), api, IMAGE, emit=emit)
+    assert events[-1][0:2] == ("Warning", "ApplyFailed")
+    degraded = next(c for c in api.status_patches[-1]["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and "not controlled" in degraded["message"]
+    assert ("apply", "Deployment") not in api.calls
+
+
+def test_api_error_is_raised_for_retry_after_recording_it():
+    api, (events, emit) = FakeApi(fail_kind="Service"), events_recorder()
+    with pytest.raises(ApiDown):
+        reconcile(make_pool({}), api, IMAGE, emit=emit)
+    assert ("Warning", "ApplyFailed", "ApiDown: Service refused") in events
+    degraded = next(c for c in api.status_patches[-1]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+
+
+def test_describe_error_uses_the_api_message():
+    class Fake(Exception):
+        status = 422
+        body = '{"kind":"Status","message":"Deployment.apps \\"x\\" is invalid: spec.template: bad"}'
+    assert describe_error(Fake()) == '422 Deployment.apps "x" is invalid: spec.template: bad'
+
+
+@pytest.mark.parametrize("desired,live,expected", [
+    ({"a": 1}, {"a": 1, "b": 2}, True),
+    ({"a": 1}, {"a": 2}, False),
+    ({"a": {"b": [1, {"c": 2}]}}, {"a": {"b": [1, {"c": 2, "d": 3}]}}, True),
+    ({"l": [1, 2]}, {"l": [1, 2, 3]}, False),
+    ({"cpu": 1}, {"cpu": "1"}, True),
+    ({"x": True}, {"x": "True"}, False),
+    ({"missing": None}, {}, False),
+])
+def test_is_subset(desired, live, expected):
+    assert is_subset(desired, live) is expected
