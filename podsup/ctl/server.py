@@ -28,14 +28,14 @@ def _remove_stale(path: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise OSError(f"--control {path}: exists and is not a socket")
+        raise OSError(f"{path} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
     except OSError:
         os.unlink(path)  # nobody listens: a leftover of a dead podsup
     else:
-        raise OSError(f"--control {path}: another podsup is listening there")
+        raise OSError(f"another podsup is listening on {path}")
     finally:
         probe.close()
 

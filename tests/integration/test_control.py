@@ -105,6 +105,6 @@ def test_podsup_refuses_a_socket_another_podsup_listens_on():
         running(first.control_path, 1)
         with PodsupProcess(["run", "--workers", "1", "--control", first.control_path, "--", *REPORTER]) as second:
             assert second.wait_exit(timeout=60) == 2
-            assert "another podsup is listening" in second.output()
+            assert f"podsup run: invalid --control {first.control_path}: another podsup is listening" in second.output()
             assert "Traceback" not in second.output()
         assert status_json(first.control_path)["desired"] == 1  # the first one was not disturbed

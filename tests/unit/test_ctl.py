@@ -164,6 +164,11 @@ def test_server_replaces_a_stale_socket_but_not_a_live_one(tmp_path):
             ControlServer(path, Handlers(FakeArbiter())).start()
     finally:
         first.close()
+    regular = tmp_path / "file"
+    regular.write_text("not a socket")
+    with pytest.raises(OSError, match="exists and is not a socket"):
+        ControlServer(str(regular), Handlers(FakeArbiter())).start()
+    assert regular.read_text() == "not a socket"  # never deleted
 
 
 def test_client_errors_name_the_path(tmp_path):
