@@ -98,3 +98,15 @@ def test_report_examples_feed_the_metrics(command):
             assert got.get((names.METRIC_QUEUE_DEPTH, (("queue", "shell-backlog"),)), 0) >= 1
         per_worker = [w for w in psutil.Process(p.pid).children() if w.status() != psutil.STATUS_ZOMBIE]
         assert len(per_worker) == 2
+
+
+def test_a_taken_http_port_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with PodsupProcess(["run", "--workers", "1", "--http", f"127.0.0.1:{port}", "--",
+                            sys.executable, worker("metrics_worker")]) as p:
+            assert p.wait_exit(timeout=60) == 2
+            lines = [text for _, text in p.lines if text.strip()]
+            assert lines == [f"podsup run: invalid --http 127.0.0.1:{port}: cannot listen: Address already in use"]
