@@ -22,6 +22,7 @@ from . import config
 #: Modules whose import registers kopf handlers for ``run``.
 HANDLER_MODULES = [
     "podsup_operator.handlers",
+    "podsup_operator.metrics_api.kopf_handlers",
 ]
 
 
@@ -40,6 +41,15 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--metrics-port", type=int, default=names.OPERATOR_METRICS_PORT,
                      help="Prometheus /metrics port of the operator")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    # The aggregated external/custom metrics API (issue 6; podsup_operator.metrics_api).
+    run.add_argument("--metrics-api", action=argparse.BooleanOptionalAction, default=True,
+                     help="serve external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 over HTTPS "
+                          "(turn off when KEDA or prometheus-adapter owns those APIs)")
+    run.add_argument("--metrics-api-port", type=int, default=names.METRICS_API_PORT,
+                     help="HTTPS port of the metrics API (default %(default)s)")
+    run.add_argument("--tls-cert-file", help="serving certificate (PEM) of the metrics API; its CA is the "
+                                             "APIService caBundle (default: a self-signed one)")
+    run.add_argument("--tls-key-file", help="private key (PEM) of --tls-cert-file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +92,14 @@ def cmd_crd(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .metrics_api import handlers as metrics_api
+
+    try:
+        metrics_api.configure(args.metrics_api, args.metrics_api_port, args.tls_cert_file, args.tls_key_file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     import kopf
 
     from . import metrics

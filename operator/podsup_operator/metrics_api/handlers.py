@@ -1,0 +1,171 @@
+"""kopf wiring of the metrics API: the HTTPS server's lifetime and a queue
+poller daemon per WorkerPool with a queue.
+
+:func:`register` puts the handlers into a kopf registry; importing
+:mod:`podsup_operator.metrics_api.kopf_handlers` (listed in the CLI's
+HANDLER_MODULES) registers them in kopf's default registry for
+``podsup-operator run``. Nothing registers at import of this module, so tests
+of other handler modules never start a metrics server by accident.
+
+The server starts with the operator (``on.startup``) and stops with it
+(``on.cleanup``): while the APIService exists the endpoint must answer, or
+the aggregator marks the group unavailable and namespace deletion blocks
+cluster-wide. The pollers run whether or not the server is enabled (status
+and scale to zero need the queue depth either way). Settings come from
+``podsup-operator run`` flags via :data:`SETTINGS`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from podsup import names
+
+from . import certs
+from .auth import Authenticator, RequestHeaderConfig
+from .authz import Authorizer
+from .kube import Kube, api_client
+from .poller import PoolPoller
+from .provider import MetricsProvider
+from .server import MetricsAPI, tls_context
+from .sources.pods import PodScraper
+from .sources.queue import QueueRegistry
+
+log = logging.getLogger("podsup_operator.metrics_api")
+
+WORKERPOOLS = (names.API_GROUP, names.API_VERSION, names.PLURAL)
+ENV_SERVICE = "PODSUP_METRICS_API_SERVICE"
+ENV_NAMESPACE = "POD_NAMESPACE"
+
+
+@dataclass
+class Settings:
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = names.METRICS_API_PORT
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: Names for the self-signed fallback certificate (when no files are given).
+    service: str = field(default_factory=lambda: os.environ.get(ENV_SERVICE, "podsup-operator-metrics-api"))
+    namespace: str = field(default_factory=lambda: os.environ.get(ENV_NAMESPACE, "podsup-system"))
+
+
+SETTINGS = Settings()
+
+
+def configure(enabled: bool, port: int, cert_file: str | None, key_file: str | None) -> None:
+    """Apply ``podsup-operator run``'s metrics API flags."""
+    if bool(cert_file) != bool(key_file):
+        raise ValueError("--tls-cert-file and --tls-key-file go together")
+    for path in (cert_file, key_file):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"metrics API TLS file {path!r} does not exist")
+    if not 0 < port < 65536:
+        raise ValueError(f"--metrics-api-port must be 1..65535 (got {port})")
+    SETTINGS.enabled, SETTINGS.port = enabled, port
+    SETTINGS.cert_file, SETTINGS.key_file = cert_file, key_file
+
+
+@dataclass
+class Runtime:
+    kube: Any
+    registry: QueueRegistry
+    provider: MetricsProvider
+    api: MetricsAPI | None = None
+    port: int | None = None
+
+
+_runtime: Runtime | None = None
+
+
+def runtime(kube: Any | None = None) -> Runtime:
+    """The process-wide registry/provider (created on first use)."""
+    global _runtime
+    if _runtime is None:
+        kube = kube or Kube(api_client())
+        registry = QueueRegistry()
+        _runtime = Runtime(kube, registry, MetricsProvider(registry, kube.list_pods, PodScraper()))
+    return _runtime
+
+
+def reset() -> None:
+    """Forget the runtime (tests start operators against fresh emulators)."""
+    global _runtime
+    _runtime = None
+
+
+def _serving_files() -> tuple[str, str]:
+    if SETTINGS.cert_file and SETTINGS.key_file:
+        return SETTINGS.cert_file, SETTINGS.key_file
+    log.warning("metrics API: no --tls-cert-file/--tls-key-file; serving a self-signed certificate for %s.%s.svc "
+                "(the APIService's caBundle will not match it: use the chart's certificate Secret)",
+                SETTINGS.service, SETTINGS.namespace)
+    _, serving = certs.self_signed_serving(SETTINGS.service, SETTINGS.namespace)
+    d = tempfile.mkdtemp(prefix="podsup-metrics-api-")
+    paths = (os.path.join(d, "tls.crt"), os.path.join(d, "tls.key"))
+    serving.write(*paths)
+    return paths
+
+
+async def start_metrics_api(logger: Any, **_: Any) -> None:
+    rt = runtime()
+    if not SETTINGS.enabled:
+        logger.info("metrics API disabled (--no-metrics-api): queue pollers only")
+        return
+    try:
+        header_config = await asyncio.to_thread(rt.kube.request_header_config)
+    except Exception as exc:  # noqa: BLE001 - without it only bearer tokens are accepted
+        logger.warning(f"metrics API: cannot read kube-system/extension-apiserver-authentication ({exc}); "
+                       "front-proxy requests will be refused, bearer tokens only")
+        header_config = RequestHeaderConfig()
+    cert_file, key_file = _serving_files()
+    ctx = tls_context(cert_file, key_file, header_config.client_ca_pem)
+    rt.api = MetricsAPI(Authenticator(header_config, rt.kube.review_token),
+                        Authorizer(rt.kube.review_access), rt.provider)
+    rt.port = await rt.api.start(SETTINGS.host, SETTINGS.port, ctx)
+    logger.info(f"metrics API serving external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 "
+                f"on https://{SETTINGS.host}:{rt.port}")
+
+
+async def stop_metrics_api(**_: Any) -> None:
+    rt = _runtime
+    if rt is not None and rt.api is not None:
+        await rt.api.stop()
+        rt.api = None
+
+
+def _has_queue(spec: Any, **_: Any) -> bool:
+    return bool((spec or {}).get("queue"))
+
+
+async def queue_poller(body: Any, name: str, namespace: str, stopped: Any, logger: Any, **_: Any) -> None:
+    """Poll the pool's queue until the pool (or its queue) goes away."""
+    rt = runtime()
+
+    def emit(type_: str, reason: str, message: str) -> None:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+    poller = PoolPoller(namespace, name, rt.registry, rt.provider, rt.kube, emit)
+    try:
+        while not stopped:
+            try:
+                interval = await poller.tick(dict(body))
+            except Exception as exc:  # noqa: BLE001 - one failed tick (API hiccup) must not end polling
+                logger.warning(f"queue poll of {namespace}/{name} failed: {type(exc).__name__}: {exc}")
+                interval = 5.0
+            await stopped.wait(interval)
+    finally:
+        poller.forget()
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(registry=registry, id="metrics-api-start")(start_metrics_api)
+    kopf.on.cleanup(registry=registry, id="metrics-api-stop")(stop_metrics_api)
+    kopf.daemon(*WORKERPOOLS, registry=registry, id="metrics-api-queue-poller", when=_has_queue,
+                cancellation_timeout=10.0)(queue_poller)

@@ -1,0 +1,121 @@
+"""The real Kubernetes calls behind the metrics API's seams.
+
+Each function is a small blocking call with the official client (run in a
+thread by the async callers), answering plain data: TokenReview → User,
+SubjectAccessReview → Decision, pod list → pod dicts, and the few reads and
+writes of the queue poller (Secret key, Deployment scale, WorkerPool status).
+Raw JSON (``_preload_content=False``) keeps the hot path free of model
+deserialisation. Tests replace these at the seam; e2e runs them for real.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from podsup import names
+
+from .auth import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, RequestHeaderConfig, User
+from .authz import Decision
+
+TIMEOUT = 10.0
+
+
+def api_client() -> Any:
+    """A client from the pod's service account, or the kubeconfig (dev, tests)."""
+    import kubernetes
+
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+def _json(resp: Any) -> dict:
+    return json.loads(resp.data)
+
+
+class Kube:
+    def __init__(self, client: Any):
+        import kubernetes
+
+        self.client = client
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.apps = kubernetes.client.AppsV1Api(client)
+        self.authn = kubernetes.client.AuthenticationV1Api(client)
+        self.authz = kubernetes.client.AuthorizationV1Api(client)
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.ApiException = kubernetes.client.exceptions.ApiException
+
+    # --- seams of the HTTPS server (async) ----------------------------------
+
+    async def review_token(self, token: str) -> User | None:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        resp = await asyncio.to_thread(self.authn.create_token_review, body, _preload_content=False,
+                                       _request_timeout=TIMEOUT)
+        status = _json(resp).get("status") or {}
+        if not status.get("authenticated"):
+            return None
+        user = status.get("user") or {}
+        return User(name=user.get("username", ""), groups=tuple(user.get("groups") or ()),
+                    extra={k: tuple(v) for k, v in (user.get("extra") or {}).items()},
+                    uid=user.get("uid", ""), via="token")
+
+    async def review_access(self, user: User, attrs: dict) -> Decision:
+        spec = {"user": user.name, "groups": list(user.groups), **attrs}
+        if user.uid:
+            spec["uid"] = user.uid
+        if user.extra:
+            spec["extra"] = {k: list(v) for k, v in user.extra.items()}
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        resp = await asyncio.to_thread(self.authz.create_subject_access_review, body, _preload_content=False,
+                                       _request_timeout=TIMEOUT)
+        status = _json(resp).get("status") or {}
+        return Decision(bool(status.get("allowed")) and not status.get("denied"),
+                        status.get("reason") or status.get("evaluationError") or "")
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict]:
+        resp = await asyncio.to_thread(self.core.list_namespaced_pod, namespace, label_selector=selector,
+                                       _preload_content=False, _request_timeout=TIMEOUT)
+        return _json(resp).get("items") or []
+
+    # --- start-up and the queue poller (blocking) ------------------------------
+
+    def request_header_config(self) -> RequestHeaderConfig:
+        cm = _json(self.core.read_namespaced_config_map(CONFIGMAP_NAME, CONFIGMAP_NAMESPACE,
+                                                        _preload_content=False, _request_timeout=TIMEOUT))
+        return RequestHeaderConfig.from_configmap(cm.get("data") or {})
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False,
+                                                            _request_timeout=TIMEOUT))
+        except self.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = (secret.get("data") or {}).get(key)
+        return base64.b64decode(raw).decode() if raw else None
+
+    def deployment_replicas(self, namespace: str, name: str) -> int | None:
+        """spec.replicas through the scale subresource; None if there is no Deployment."""
+        try:
+            scale = _json(self.apps.read_namespaced_deployment_scale(name, namespace, _preload_content=False,
+                                                                     _request_timeout=TIMEOUT))
+        except self.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return int((scale.get("spec") or {}).get("replicas") or 0)
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}},
+                                                    _content_type="application/merge-patch+json",
+                                                    _preload_content=False, _request_timeout=TIMEOUT)
+
+    def patch_pool_status(self, namespace: str, name: str, status: dict) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            names.API_GROUP, names.API_VERSION, namespace, names.PLURAL, name, {"status": status},
+            _content_type="application/merge-patch+json", _preload_content=False, _request_timeout=TIMEOUT)

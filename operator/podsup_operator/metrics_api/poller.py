@@ -1,0 +1,185 @@
+"""One WorkerPool's queue poller: broker → registry, scale to zero, status.
+
+Run by a kopf daemon per pool with a queue (``handlers``), one :meth:`tick`
+per ``queue.pollIntervalSeconds``. Each tick:
+
+1. reads the queue depth from the broker (the probe is rebuilt when the queue
+   settings or the Secret's URL change) into the registry the HTTPS API serves;
+2. feeds the scale-to-zero state machine (:mod:`podsup_operator.scale_to_zero`)
+   and applies its decision through the Deployment's scale subresource — the
+   only replica writes the operator ever makes while autoscaling is on;
+3. writes ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
+   conditions (through the shared ``set_condition``, other writers' types
+   untouched) only when they change, and posts Events when metrics become
+   unreadable or readable again and on scale to/from zero.
+
+The Deployment is the pool's name (the builders name every child after the
+pool). Blocking client calls run in threads; decisions stay pure.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from podsup import names
+
+from .. import crd, scale_to_zero
+from ..conditions import FALSE, TRUE, get_condition, now_rfc3339, set_condition
+from .provider import MetricsProvider
+from .sources.pods import targets
+from .sources.queue import QueueProbe, QueueReading, QueueRegistry, QueueSpecError, broker_url, poll_interval
+
+log = logging.getLogger("podsup_operator.metrics_api")
+
+METRICS_AVAILABLE = "MetricsAvailable"
+#: status.queueDepth is rewritten at most this often (conditions and a change
+#: to or from 0 are written at once): a busy queue must not mean a status
+#: write per poll per pool.
+QUEUE_DEPTH_WRITE_INTERVAL = 10.0
+#: A pods-metrics failure older than this no longer marks the pool unavailable.
+POD_HEALTH_MAX_AGE = 120.0
+
+Emit = Callable[[str, str, str], None]
+
+
+class PoolPoller:
+    def __init__(self, namespace: str, name: str, registry: QueueRegistry, provider: MetricsProvider,
+                 kube: Any, emit: Emit, monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time):
+        self.namespace, self.name = namespace, name
+        self.registry, self.provider, self.kube, self.emit = registry, provider, kube, emit
+        self._mono, self._wall = monotonic, wall
+        self.state = scale_to_zero.State()
+        self._probe: QueueProbe | None = None
+        self._probe_url: str | None = None
+        self._last_depth_write = -1e18
+        self.last_reading: QueueReading | None = None
+
+    # --- 1. the broker ---------------------------------------------------------
+
+    async def _read(self, queue: dict) -> QueueReading:
+        try:
+            secret = None
+            ref = queue.get("urlSecretRef")
+            if ref:
+                secret = await asyncio.to_thread(self.kube.secret_value, self.namespace, ref["name"], ref["key"])
+            url = broker_url(queue, secret)
+            if url != self._probe_url:
+                self.close()
+                self._probe = await asyncio.to_thread(QueueProbe, url)
+                self._probe_url = url
+        except QueueSpecError as exc:
+            self.close()
+            return QueueReading(None, str(exc), self._wall())
+        except Exception as exc:  # noqa: BLE001 - e.g. the Secret cannot be read
+            return QueueReading(None, f"reading the queue settings failed: {type(exc).__name__}: {exc}", self._wall())
+        return await asyncio.to_thread(self._probe.read, self._wall)
+
+    # --- 2. scale to zero --------------------------------------------------------
+
+    async def _busy(self) -> bool | None:
+        """Any busy worker in the pool's ready pods (None = cannot tell)."""
+        pods = await self.provider.list_pods(self.namespace, f"{names.POOL_LABEL}={self.name}")
+        found, _ = targets(pods)
+        for _, scrape in await self.provider.scraper.scrape_all(found):
+            if scrape.error or names.METRIC_BUSY_RATIO not in scrape.values:
+                return None
+            if scrape.values[names.METRIC_BUSY_RATIO] > 0:
+                return True
+        return False
+
+    async def _scale_to_zero(self, spec: dict, reading: QueueReading) -> scale_to_zero.Transition | None:
+        enabled = scale_to_zero.enabled(spec)
+        if not enabled and self.state.phase is scale_to_zero.Phase.DISABLED:
+            return None
+        replicas = await asyncio.to_thread(self.kube.deployment_replicas, self.namespace, self.name)
+        busy: bool | None = False
+        if enabled and reading.ok and reading.value == 0 and replicas:
+            try:
+                busy = await self._busy()
+            except Exception as exc:  # noqa: BLE001 - unknown busy holds the phase
+                log.warning("pool %s/%s: reading busy workers failed: %s", self.namespace, self.name, exc)
+                busy = None
+        obs = scale_to_zero.Observation(
+            now=self._mono(), enabled=enabled,
+            cooldown=scale_to_zero.cooldown(spec, crd.DEFAULT_IDLE_COOLDOWN),
+            replicas=replicas, queue_depth=reading.value if reading.ok else None, busy=busy)
+        transition = scale_to_zero.step(self.state, obs)
+        if transition.scale_to is not None:
+            await asyncio.to_thread(self.kube.scale_deployment, self.namespace, self.name, transition.scale_to)
+        self.state = transition.state
+        if transition.event:
+            self.emit(transition.event.type, transition.event.reason, transition.event.message)
+        return transition
+
+    # --- 3. status ---------------------------------------------------------------
+
+    def _metrics_condition(self, reading: QueueReading) -> tuple[str, str, str]:
+        if not reading.ok:
+            return FALSE, "QueueDepthUnavailable", reading.error
+        health = self.provider.health.get((self.namespace, self.name, "pods"))
+        if health and not health.ok and self._wall() - health.timestamp < POD_HEALTH_MAX_AGE:
+            return FALSE, "PodMetricsUnavailable", health.message
+        display = self._probe.target.display if self._probe else "the broker"
+        return TRUE, "MetricsReadable", f"queue depth read from {display}"
+
+    async def _write_status(self, body: dict, reading: QueueReading,
+                            transition: scale_to_zero.Transition | None) -> None:
+        current = body.get("status") or {}
+        generation = (body.get("metadata") or {}).get("generation")
+        now = now_rfc3339()
+        conds = current.get("conditions") or []
+        old_metrics = get_condition(conds, METRICS_AVAILABLE)
+        status, reason, message = self._metrics_condition(reading)
+        conds = set_condition(conds, METRICS_AVAILABLE, status, reason, message, generation, now)
+        if transition is not None and transition.condition is not None:
+            c = transition.condition
+            conds = set_condition(conds, scale_to_zero.CONDITION_TYPE, c.status, c.reason, c.message,
+                                  generation, now)
+        patch: dict = {}
+        if conds != (current.get("conditions") or []):
+            patch["conditions"] = conds
+        depth = int(reading.value) if reading.ok else None
+        old_depth = current.get("queueDepth")
+        if depth != old_depth:
+            crossing = (depth == 0) != (old_depth == 0) or depth is None or old_depth is None
+            if patch or crossing or self._mono() - self._last_depth_write >= QUEUE_DEPTH_WRITE_INTERVAL:
+                patch["queueDepth"] = depth  # None removes the field: no stale backlog shown
+        if not patch:
+            return
+        await asyncio.to_thread(self.kube.patch_pool_status, self.namespace, self.name, patch)
+        if "queueDepth" in patch:
+            self._last_depth_write = self._mono()
+        if old_metrics is None or old_metrics.get("status") != status:
+            if status == FALSE:
+                self.emit("Warning", "MetricsUnavailable", message)
+            elif old_metrics is not None:
+                self.emit("Normal", "MetricsAvailable", message)
+
+    # --- the tick ----------------------------------------------------------------
+
+    async def tick(self, body: dict) -> float:
+        """One poll; returns the seconds to wait before the next."""
+        spec = body.get("spec") or {}
+        queue = spec.get("queue") or {}
+        interval = poll_interval(queue)
+        reading = await self._read(queue)
+        self.last_reading = reading
+        self.registry.put(self.namespace, self.name, reading, interval)
+        self.provider.record_queue(self.namespace, self.name, reading.ok, reading.error or "ok")
+        transition = await self._scale_to_zero(spec, reading)
+        await self._write_status(body, reading, transition)
+        return interval
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+        self._probe, self._probe_url = None, None
+
+    def forget(self) -> None:
+        """The pool lost its queue or is gone: stop serving its depth."""
+        self.close()
+        self.registry.remove(self.namespace, self.name)
+

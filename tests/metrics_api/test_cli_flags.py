@@ -1,0 +1,44 @@
+"""``podsup-operator run``'s metrics API flags reach the handlers' settings."""
+from __future__ import annotations
+
+import pytest
+
+from podsup import names
+from podsup_operator import cli
+from podsup_operator.metrics_api import handlers
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch):
+    monkeypatch.setattr(handlers, "SETTINGS", handlers.Settings())
+
+
+def test_the_handler_module_is_registered_for_run():
+    assert "podsup_operator.metrics_api.kopf_handlers" in cli.HANDLER_MODULES
+
+
+def test_defaults_serve_on_the_shared_port():
+    args = cli.build_parser().parse_args(["run"])
+    handlers.configure(args.metrics_api, args.metrics_api_port, args.tls_cert_file, args.tls_key_file)
+    assert handlers.SETTINGS.enabled and handlers.SETTINGS.port == names.METRICS_API_PORT
+
+
+def test_flags_turn_it_off_and_set_port_and_files(tmp_path):
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("c")
+    key.write_text("k")
+    args = cli.build_parser().parse_args(["run", "--no-metrics-api", "--metrics-api-port", "7443",
+                                          "--tls-cert-file", str(cert), "--tls-key-file", str(key)])
+    handlers.configure(args.metrics_api, args.metrics_api_port, args.tls_cert_file, args.tls_key_file)
+    assert handlers.SETTINGS.enabled is False and handlers.SETTINGS.port == 7443
+    assert (handlers.SETTINGS.cert_file, handlers.SETTINGS.key_file) == (str(cert), str(key))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tls-cert-file", "/x"], "go together"),
+    (["--tls-cert-file", "/nope.crt", "--tls-key-file", "/nope.key"], "does not exist"),
+    (["--metrics-api-port", "0"], "1..65535"),
+])
+def test_bad_flags_are_refused_with_a_message(argv, message, capsys):
+    assert cli.main(["run", *argv]) == 2
+    assert message in capsys.readouterr().err
