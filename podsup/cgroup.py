@@ -117,15 +117,27 @@ def parse_memory_events(text: str) -> dict[str, int]:
     return counters
 
 
+def default_oom_events_path(roots: tuple[str, ...] = CGROUP_ROOTS, v1_base: str = "/sys/fs/cgroup/memory",
+                            proc_cgroup: str = "/proc/self/cgroup") -> str | None:
+    """cgroup v2 ``memory.events`` of our cgroup; on a v1 memory controller
+    (hybrid hosts) ``memory.oom_control``, whose ``oom_kill`` line reads the same."""
+    directory = v2_dir(roots, proc_cgroup)
+    if directory and os.path.exists(os.path.join(directory, "memory.events")):
+        return os.path.join(directory, "memory.events")
+    _, v1 = own_cgroup_path(proc_cgroup)
+    for candidate in (os.path.join(v1_base, v1.get("memory", "/").lstrip("/")), v1_base):
+        path = os.path.join(candidate, "memory.oom_control")
+        if os.path.exists(path):
+            return path
+    return None
+
+
 class OomCounter:
     """Watches the cgroup's ``oom_kill`` count so a SIGKILLed worker can be
     told apart from one the kernel's OOM killer took."""
 
     def __init__(self, events_path: str | None = None) -> None:
-        if events_path is None:
-            directory = v2_dir()
-            events_path = os.path.join(directory, "memory.events") if directory else None
-        self.path = events_path
+        self.path = default_oom_events_path() if events_path is None else events_path
         self.last = self.read()
 
     def read(self) -> int | None:

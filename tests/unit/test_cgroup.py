@@ -54,3 +54,19 @@ def test_oom_counter_sees_a_rise_once(tmp_path):
     assert not counter.rose()  # the same kill is not reported twice
     assert not cgroup.OomCounter(str(tmp_path / "absent")).rose()
     assert cgroup.parse_memory_events("oom 2\noom_kill 3\n") == {"oom": 2, "oom_kill": 3}
+
+
+def test_oom_events_path_prefers_v2_memory_events_then_v1_oom_control(tmp_path):
+    root = tmp_path / "fs"
+    make_cgroup(root, "/", None)
+    leaf = make_cgroup(root, "/pod/c", None)
+    proc = tmp_path / "cgroup"
+    v1 = tmp_path / "v1"
+    (v1 / "pod" / "c").mkdir(parents=True)
+    (v1 / "pod" / "c" / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n")
+    proc.write_text("4:memory:/pod/c\n0::/pod/c\n")
+    found = cgroup.default_oom_events_path((str(root),), str(v1), str(proc))
+    assert found == str(v1 / "pod" / "c" / "memory.oom_control")  # no v2 memory.events here
+    assert cgroup.OomCounter(found).last == 4
+    (leaf / "memory.events").write_text("oom 0\noom_kill 1\n")
+    assert cgroup.default_oom_events_path((str(root),), str(v1), str(proc)) == str(leaf / "memory.events")
