@@ -1,0 +1,61 @@
+"""Pods metrics against real podsup processes: three ``podsup run`` supervisors
+stand in for three pods (their ``--http`` ports as the pods' metrics ports),
+and the HTTPS API answers the HPA's ``pods/%2A/<metric>`` from their live
+/metrics — the same numbers podsup exports, never invented."""
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from podsup import names
+from tests.integration.podsup_process import PodsupProcess, worker
+from tests.integration.servers import sample
+from tests.waiting import wait_for
+
+from .helpers import pod
+from .test_server_https import CUS, HPA_HEADERS, NS, api  # noqa: F401 - the api fixture
+
+LABELS = {names.POOL_LABEL: "jobs"}
+SELECTOR = f"{names.POOL_LABEL}%3Djobs"
+
+
+async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):  # noqa: F811
+    # busy: every job lasts an hour, so both workers stay busy (ratio 1);
+    # idle: workers that never report (ratio 0); work: short jobs (rate > 0).
+    busy = PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],
+                         env={"JOB_SECONDS": "3600"})
+    idle = PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("sleeper")])
+    work = PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],
+                         env={"JOB_SECONDS": "0.02"})
+    with busy, idle, work:
+        await asyncio.to_thread(
+            wait_for, lambda: sample(busy.http_port, names.METRIC_BUSY_RATIO) == 1.0
+            and sample(idle.http_port, names.METRIC_BUSY_RATIO) == 0.0
+            and (sample(idle.http_port, "podsup_workers", state="idle") or 0) == 2
+            and (sample(work.http_port, names.METRIC_REQUESTS_PER_SECOND) or 0) > 0,
+            timeout=60, message="the three pools to settle")
+        api.pods.pods = [pod("busy", NS, LABELS, busy.http_port), pod("idle", NS, LABELS, idle.http_port),
+                         pod("work", NS, LABELS, work.http_port)]
+
+        status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_BUSY_RATIO}"
+                                     f"?labelSelector={SELECTOR}", headers=HPA_HEADERS)
+        assert status == 200, body
+        ratio = {i["describedObject"]["name"]: i["value"] for i in body["items"]}
+        assert ratio["busy"] == "1" and ratio["idle"] == "0"
+
+        before = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+        status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
+                                     f"?labelSelector={SELECTOR}", headers=HPA_HEADERS)
+        after = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+        assert status == 200, body
+        rate = {i["describedObject"]["name"]: i for i in body["items"]}
+        assert rate["busy"]["value"] == "0" and rate["idle"]["value"] == "0"
+        served = _quantity(rate["work"]["value"])
+        assert served > 0
+        # The rolling rate moves between the three reads (1 s buckets): same value within 15 %.
+        assert abs(served - before) <= 0.15 * before and abs(served - after) <= 0.15 * after
+        assert rate["work"]["window"] == 30
+
+
+def _quantity(text: str) -> float:
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
