@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import yaml
 
 from tests.chart.conftest import CHART, default_values, helm
 

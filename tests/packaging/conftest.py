@@ -9,16 +9,15 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 import psutil
 import pytest
 
-from tests.integration.podsup_process import free_port
 from tests.waiting import Timeout, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -150,8 +149,7 @@ def run_binary(podsup_binary, tmp_path):
         run.close()
 
 
-def has(tool: str) -> bool:
-    return shutil.which(tool) is not None
-
-
-__all__ = ["ROOT", "FIGURES", "clean_env", "startup_times", "median_ms", "has", "sys"]
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,14 +3,12 @@ workers: no Python of ours on the path, workers that are not Python at all.
 Start, crash -> respawn, TERM -> graceful stop, and `status --json`."""
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 import sys
 
 import psutil
-import pytest
 
 import podsup
 from tests.packaging.conftest import FIGURES, ROOT, clean_env, median_ms, startup_times
