@@ -147,10 +147,18 @@ class OomCounter:
         return parse_memory_events(text).get("oom_kill") if text is not None else None
 
     def rose(self) -> bool:
-        """True if oom_kill grew since the last call (then remembers the new count)."""
+        """True if oom_kill grew since the last kill it was asked about.
+
+        Each True consumes one count, so two workers OOM-killed at once (reaped
+        in one batch) are both reported as OOM.
+        """
         current = self.read()
         if current is None:
             return False
-        risen = self.last is not None and current > self.last
-        self.last = current
-        return risen
+        if self.last is None or current < self.last:  # first read, or counter reset
+            self.last = current
+            return False
+        if current > self.last:
+            self.last += 1
+            return True
+        return False

@@ -52,6 +52,9 @@ def test_oom_counter_sees_a_rise_once(tmp_path):
     events.write_text("low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\n")
     assert counter.rose()
     assert not counter.rose()  # the same kill is not reported twice
+    events.write_text("oom 3\noom_kill 3\n")
+    assert counter.rose() and counter.rose()  # two workers killed at once: both are OOM
+    assert not counter.rose()
     assert not cgroup.OomCounter(str(tmp_path / "absent")).rose()
     assert cgroup.parse_memory_events("oom 2\noom_kill 3\n") == {"oom": 2, "oom_kill": 3}
 
