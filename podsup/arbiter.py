@@ -735,7 +735,7 @@ class Arbiter:
         elif report.kind in ("idle", "done"):
             if report.kind == "done":
                 worker.requests += 1
-                worker.rate.add(now)
+                worker.rate.record(now)
             self._transition(worker, WorkerState.IDLE, "report")
         elif worker.state is WorkerState.STARTING:
             self._transition(worker, WorkerState.IDLE, "first report")

@@ -58,16 +58,11 @@ def is_done(code: int | None, normal_exit_codes: Iterable[int]) -> bool:
     return code is not None and code in normal_exit_codes
 
 
-class CrashWindow:
-    """Abnormal exits within the trailing ``interval`` seconds.
+class TimeWindow:
+    """Event times within the trailing ``span`` seconds."""
 
-    ``threshold`` 0 disables crash-storm detection (PHP-FPM's
-    emergency_restart_threshold = 0).
-    """
-
-    def __init__(self, threshold: int, interval: float) -> None:
-        self.threshold = threshold
-        self.interval = interval
+    def __init__(self, span: float) -> None:
+        self.span = span
         self.times: deque[float] = deque()
 
     def record(self, now: float) -> None:
@@ -75,16 +70,31 @@ class CrashWindow:
         self.prune(now)
 
     def prune(self, now: float) -> None:
-        while self.times and self.times[0] <= now - self.interval:
+        while self.times and self.times[0] <= now - self.span:
             self.times.popleft()
 
-    def in_crash_loop(self, now: float) -> bool:
+    def count(self, now: float) -> int:
         self.prune(now)
-        return crash_storm(len(self.times), self.threshold)
+        return len(self.times)
 
     def clears_at(self) -> float | None:
-        """When the oldest exit leaves the window (a timer for the loop)."""
-        return self.times[0] + self.interval if self.times else None
+        """When the oldest event leaves the window (a timer for the loop)."""
+        return self.times[0] + self.span if self.times else None
+
+
+class CrashWindow(TimeWindow):
+    """Abnormal exits within the trailing ``interval`` seconds.
+
+    ``threshold`` 0 disables crash-storm detection (PHP-FPM's
+    emergency_restart_threshold = 0).
+    """
+
+    def __init__(self, threshold: int, interval: float) -> None:
+        super().__init__(interval)
+        self.threshold = threshold
+
+    def in_crash_loop(self, now: float) -> bool:
+        return crash_storm(self.count(now), self.threshold)
 
 
 def crash_storm(exits_in_window: int, threshold: int) -> bool:

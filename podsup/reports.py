@@ -16,7 +16,8 @@ import shutil
 import socket
 import struct
 import tempfile
-from collections import deque
+
+from podsup.policy import TimeWindow
 
 KINDS = ("heartbeat", "busy", "idle", "done", "queue")
 MAX_DATAGRAM = 4096
@@ -64,26 +65,16 @@ def parse_report(data: bytes) -> Report:
     raise MalformedReport(f"bad arguments for {kind!r}: {text[:40]!r}")
 
 
-class RollingRate:
+class RollingRate(TimeWindow):
     """Events per second over the trailing ``window`` seconds (rolling QPS)."""
 
     def __init__(self, window: float = 10.0) -> None:
-        self.window = window
-        self.times: deque[float] = deque()
-
-    def add(self, now: float) -> None:
-        self.times.append(now)
-        self._prune(now)
-
-    def _prune(self, now: float) -> None:
-        while self.times and self.times[0] <= now - self.window:
-            self.times.popleft()
+        super().__init__(window)
 
     def rate(self, now: float, age: float | None = None) -> float:
         """Rate over the window, or over ``age`` if the source is younger."""
-        self._prune(now)
-        span = self.window if age is None else max(min(self.window, age), 1.0)
-        return len(self.times) / span
+        span = self.span if age is None else max(min(self.span, age), 1.0)
+        return self.count(now) / span
 
 
 class ReportSocket:

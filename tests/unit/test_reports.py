@@ -30,10 +30,10 @@ def test_malformed_reports(data):
 def test_rolling_rate_over_the_window_and_for_young_workers():
     rate = RollingRate(window=10.0)
     for t in range(20):
-        rate.add(100.0 + t * 0.5)   # 2 per second for 10 s
+        rate.record(100.0 + t * 0.5)   # 2 per second for 10 s
     assert rate.rate(110.0) == pytest.approx(1.9)
     assert rate.rate(125.0) == 0.0
     young = RollingRate(window=10.0)
     for t in (0.1, 0.2, 0.3, 0.4):
-        young.add(t)
+        young.record(t)
     assert young.rate(2.0, age=2.0) == 2.0  # 4 over the 2 s it has lived
