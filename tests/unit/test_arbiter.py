@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -532,3 +534,33 @@ def test_an_internal_error_kills_the_workers_and_exits_1(pools, monkeypatch):
     assert pool.arb.run() == 1
     assert (pids[1], signal.SIGKILL) in pool.fake.signals
     assert "internal error" in pool.log() and "KeyError" in pool.log()
+
+
+CHILD_REPORTS = """
+import os, socket, sys
+if os.fork() == 0:  # a child of the worker, in the worker's process group
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"busy", sys.argv[1])
+    sys.stdin.read()  # stay alive until the test has looked
+    os._exit(0)
+os.wait()
+"""
+
+
+def test_a_report_from_a_workers_child_is_attributed_to_the_worker_by_process_group(pools):
+
+    # the "worker" is a real process group leader; the fake pool gets its pid
+    leader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                              stdin=subprocess.PIPE, process_group=0)
+    try:
+        pool = pools(workers=1, first_pid=leader.pid)
+        # start the reporting child inside the leader's group
+        child = subprocess.Popen([sys.executable, "-c", CHILD_REPORTS, pool.arb.report.path],
+                                 stdin=subprocess.PIPE, process_group=leader.pid)
+
+        def busy() -> bool:
+            pool.step()
+            return pool.state(0) is WorkerState.BUSY
+        wait_for(busy, 10, message="the child's busy report")
+        child.communicate(b"", timeout=30)
+    finally:
+        leader.communicate(b"", timeout=30)
