@@ -105,3 +105,36 @@ RBAC rules on namespaced resources: exactly what the operator does
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
 {{- end -}}
+
+{{/*
+Helpers of the operator's metrics API (metrics-api-*.yaml).
+*/}}
+
+{{/* Name of the metrics API objects (Service, Secret, RBAC): <fullname>-metrics-api. */}}
+{{- define "podsup-operator.metricsApi.name" -}}
+{{- printf "%s-metrics-api" (include "podsup-operator.fullname" . | trunc 51 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Name of the serving certificate Secret. */}}
+{{- define "podsup-operator.metricsApi.secretName" -}}
+{{- default (printf "%s-tls" (include "podsup-operator.metricsApi.name" .)) .Values.metricsApi.certificate.existingSecret -}}
+{{- end -}}
+
+{{/*
+RBAC of the queue pollers and the Pods metrics, per watched namespace:
+  - pods list: the Pods metrics and the busy-workers check scrape ready pods;
+  - secrets get: a queue's urlSecretRef (the broker URL with credentials);
+  - deployments/scale get + patch: scale to zero and back (0 <-> 1 only; the
+    HPA owns every other count).
+*/}}
+{{- define "podsup-operator.metricsApi.rules" -}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch"]
+{{- end -}}

@@ -1,0 +1,146 @@
+"""The chart's metrics API registration (metrics-api-*.yaml), rendered by
+Helm's own code: APIServices whose caBundle signed the serving certificate
+whose SANs name the Service the APIServices point at; the operator started
+with that certificate; the auth-delegator and authentication-reader bindings;
+the pollers' RBAC; and the off switch."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import kubernetes_validate
+import pytest
+from cryptography import x509
+
+from podsup import names
+from podsup_operator import cli
+from tests.chart.conftest import render
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def mine(objects, kind=None):
+    return [o for o in objects if o["__template__"].rsplit("/", 1)[-1].startswith("metrics-api-")
+            and (kind is None or o["kind"] == kind)]
+
+
+def operator_container(objects):
+    (dep,) = [o for o in objects if o["kind"] == "Deployment"]
+    return dep["spec"]["template"]["spec"], dep["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.fixture(scope="module")
+def default_objects():
+    return render(release="rel")
+
+
+def test_objects_are_valid_kubernetes(default_objects):
+    for obj in mine(default_objects):
+        clean = {k: v for k, v in obj.items() if k != "__template__"}
+        kubernetes_validate.validate(clean, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_apiservices_trust_the_ca_that_signed_the_serving_certificate(default_objects):
+    (secret,) = mine(default_objects, "Secret")
+    (service,) = mine(default_objects, "Service")
+    apiservices = {a["metadata"]["name"]: a for a in mine(default_objects, "APIService")}
+    assert set(apiservices) == {"v1beta1.external.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"}
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    assert cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    ns = service["metadata"]["namespace"]
+    for api in apiservices.values():
+        spec = api["spec"]
+        assert spec["caBundle"] == secret["data"]["ca.crt"]
+        assert spec["service"] == {"name": service["metadata"]["name"], "namespace": ns,
+                                   "port": service["spec"]["ports"][0]["port"]}
+        assert f"{spec['service']['name']}.{ns}.svc" in sans
+        assert "insecureSkipTLSVerify" not in spec
+    assert apiservices["v1beta1.external.metrics.k8s.io"]["spec"]["group"] == "external.metrics.k8s.io"
+    assert apiservices["v1beta2.custom.metrics.k8s.io"]["spec"]["version"] == "v1beta2"
+
+
+def test_the_operator_serves_that_certificate_on_the_port_the_service_targets(default_objects):
+    pod, container = operator_container(default_objects)
+    (secret,) = mine(default_objects, "Secret")
+    (service,) = mine(default_objects, "Service")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[service["spec"]["ports"][0]["targetPort"]] == names.METRICS_API_PORT
+    (dep,) = [o for o in default_objects if o["kind"] == "Deployment"]
+    assert service["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    args = cli.build_parser().parse_args(container["args"])
+    assert args.metrics_api and args.metrics_api_port == names.METRICS_API_PORT
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (volume,) = [n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
+    assert args.tls_cert_file == f"{mounts[volume]}/tls.crt" and args.tls_key_file == f"{mounts[volume]}/tls.key"
+
+
+def test_delegated_auth_bindings_name_the_operator_serviceaccount(default_objects):
+    sa = next(o for o in default_objects if o["kind"] == "ServiceAccount")["metadata"]
+    bindings = {(b["kind"], b["roleRef"]["name"]): b for b in mine(default_objects)
+                if b["kind"] in ("ClusterRoleBinding", "RoleBinding")}
+    delegator = bindings[("ClusterRoleBinding", "system:auth-delegator")]
+    reader = bindings[("RoleBinding", "extension-apiserver-authentication-reader")]
+    assert reader["metadata"]["namespace"] == "kube-system" and reader["roleRef"]["kind"] == "Role"
+    for b in (delegator, reader):
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
+
+
+POLLER_RULES = {("", "pods", "list"), ("", "secrets", "get"), ("apps", "deployments/scale", "get"),
+                ("apps", "deployments/scale", "patch")}
+
+
+def expand(rules):
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def test_pollers_get_exactly_their_calls_cluster_wide_or_per_namespace(default_objects):
+    (role,) = mine(default_objects, "ClusterRole")
+    assert expand(role["rules"]) == POLLER_RULES
+    objects = render({"operator": {"watchNamespaces": ["a", "b"]}})
+    roles = mine(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    assert all(expand(r["rules"]) == POLLER_RULES for r in roles)
+    assert not mine(objects, "ClusterRole")
+
+
+def test_poller_rules_match_the_calls_the_code_makes():
+    """kube.Kube's namespaced calls outside the delegated-auth ones map to POLLER_RULES."""
+    from podsup_operator.metrics_api import kube
+    calls = {"list_pods": ("", "pods", "list"), "secret_value": ("", "secrets", "get"),
+             "deployment_replicas": ("apps", "deployments/scale", "get"),
+             "scale_deployment": ("apps", "deployments/scale", "patch")}
+    delegated = {"review_token", "review_access", "request_header_config", "patch_pool_status"}
+    public = {m for m in vars(kube.Kube) if not m.startswith("_")}
+    assert public == set(calls) | delegated, "Kube grew a call: add its RBAC to the chart and here"
+    assert set(calls.values()) == POLLER_RULES
+
+
+def test_off_switch_leaves_only_the_pollers_rbac():
+    objects = render({"metricsApi": {"enabled": False}})
+    assert {o["kind"] for o in mine(objects)} == {"ClusterRole", "ClusterRoleBinding"}
+    _, container = operator_container(objects)
+    assert "--no-metrics-api" in container["args"]
+    assert not cli.build_parser().parse_args(container["args"]).metrics_api
+    assert "metrics-api" not in {p["name"] for p in container["ports"]}
+
+
+def test_one_group_version_can_be_left_to_another_server():
+    objects = render({"metricsApi": {"registerExternal": False}})
+    assert [a["metadata"]["name"] for a in mine(objects, "APIService")] == ["v1beta2.custom.metrics.k8s.io"]
+
+
+def test_existing_certificate_secret_with_its_ca():
+    objects = render({"metricsApi": {"certificate": {"existingSecret": "my-tls", "caBundle": "Q0E="}}})
+    assert not mine(objects, "Secret")
+    assert {a["spec"]["caBundle"] for a in mine(objects, "APIService")} == {"Q0E="}
+    pod, _ = operator_container(objects)
+    assert any(v.get("secret", {}).get("secretName") == "my-tls" for v in pod["volumes"])
+
+
+def test_existing_certificate_without_ca_is_refused_with_a_message():
+    with pytest.raises(AssertionError, match="caBundle is required"):
+        render({"metricsApi": {"certificate": {"existingSecret": "my-tls"}}})
