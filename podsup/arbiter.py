@@ -167,8 +167,12 @@ class Arbiter:
                 pass
         self._call_in_loop(remove)
 
-    def snapshot(self) -> PoolSnapshot:
-        """A consistent, immutable view of the pool (thread-safe)."""
+    def snapshot(self, measure: bool = True) -> PoolSnapshot:
+        """A consistent, immutable view of the pool (thread-safe).
+
+        ``measure=False`` skips the psutil RSS/CPU readings (zeros instead):
+        cheap enough for a health check every second.
+        """
         with self._lock:
             now, wall = self.system.monotonic(), self.system.wall()
             rows = []
@@ -207,7 +211,7 @@ class Arbiter:
                 malformed_reports=self.malformed_reports,
             )
         workers = []
-        usage = self._usage([r["pid"] for r in raw if r["pid"]])
+        usage = self._usage([r["pid"] for r in raw if r["pid"]]) if measure else {}
         for r in raw:
             rss, cpu = usage.get(r["pid"], (0, 0.0))
             workers.append(WorkerSnapshot(rss_bytes=rss, cpu_percent=cpu, **r))
@@ -792,33 +796,41 @@ class Arbiter:
         return bool(select.select([fd], [], [], 0)[0])
 
     def _usage(self, pids: list[int]) -> dict[int, tuple[int, float]]:
-        """RSS and CPU% of each worker and its descendants (psutil)."""
+        """RSS and CPU% of each worker and its descendants (psutil).
+
+        One scan of the process table per call (not one per worker: psutil's
+        ``children()`` rescans it every time), then a cached Process per
+        member so ``cpu_percent`` compares with the previous snapshot.
+        """
+        kids: dict[int, list[int]] = collections.defaultdict(list)
+        for proc in psutil.process_iter(["ppid"]):
+            ppid = proc.info.get("ppid")
+            if ppid:
+                kids[ppid].append(proc.pid)
         usage = {}
+        seen: set[int] = set()
         with self._procs_lock:
             for pid in pids:
-                try:
-                    proc = self._procs.get(pid)
-                    if proc is None:
-                        proc = self._procs[pid] = psutil.Process(pid)
-                    family = [proc]
-                    for child in proc.children(recursive=True):
-                        family.append(self._procs.setdefault(child.pid, child))
-                    rss, cpu = 0, 0.0
-                    for member in family:
-                        try:
-                            with member.oneshot():
-                                rss += member.memory_info().rss
-                                cpu += member.cpu_percent(None)
-                        except (psutil.NoSuchProcess, psutil.AccessDenied):
-                            continue
+                family, stack = [], [pid]
+                while stack:
+                    member = stack.pop()
+                    family.append(member)
+                    stack.extend(kids.get(member, ()))
+                rss, cpu, found = 0, 0.0, False
+                for member in family:
+                    try:
+                        proc = self._procs.get(member)
+                        if proc is None:
+                            proc = self._procs[member] = psutil.Process(member)
+                        with proc.oneshot():
+                            rss += proc.memory_info().rss
+                            cpu += proc.cpu_percent(None)
+                        seen.add(member)
+                        found = True
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        continue
+                if found:
                     usage[pid] = (rss, cpu)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-            live = set(pids)
-            for pid in [p for p in self._procs if p not in live]:
-                try:
-                    if not self._procs[pid].is_running():
-                        del self._procs[pid]
-                except psutil.Error:
-                    del self._procs[pid]
+            for member in [m for m in self._procs if m not in seen]:
+                del self._procs[member]
         return usage

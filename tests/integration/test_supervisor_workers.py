@@ -111,3 +111,15 @@ def test_reports_over_the_socket_drive_worker_states_requests_and_queues(tmp_pat
         assert worker0["state"] == "idle" and worker0["requests"] == 1 and worker0["busy_since"] is None
         assert worker0["pid"] == records(tmp_path)[0]["pid"]
         assert after["queues"] == {"jobs": 7.0}
+
+
+def test_worker_rss_in_the_snapshot_includes_its_children(tmp_path):
+    hog = "import time; x = b'x' * (48 * 2**20); print('allocated', flush=True); time.sleep(600)"
+    args = ["run", "--workers", "1", "--graceful-timeout", "2", "--", "sh", "-c", f'{PY} -c "{hog}"; true']
+    with PodsupProcess(args) as p:
+        p.wait_for_line(r"^\[worker 0\] allocated$")
+        shell = p.children()[0]
+        assert shell.memory_info().rss < 16 * 2**20  # the worker itself is a small shell
+        worker0 = wait_for(lambda: (w := status(p)["workers"][0])["rss_bytes"] >= 48 * 2**20 and w, 30,
+                           message=p.output)
+        assert worker0["pid"] == shell.pid
