@@ -564,3 +564,9 @@ def test_a_report_from_a_workers_child_is_attributed_to_the_worker_by_process_gr
         child.communicate(b"", timeout=30)
     finally:
         leader.communicate(b"", timeout=30)
+
+
+def test_snapshot_measures_rss_with_psutil_unless_told_not_to(pools):
+    pool = pools(workers=1, first_pid=os.getpid())  # the "worker" is this test process
+    assert pool.arb.snapshot().workers[0].rss_bytes > 0
+    assert pool.arb.snapshot(measure=False).workers[0].rss_bytes == 0
