@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import ctypes
-import dataclasses
 import os
 import selectors
 import signal
