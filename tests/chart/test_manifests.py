@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from podsup import names
-from tests.chart.conftest import CHART, SCENARIOS, find, one, render, render_notes, scenario_values
+from tests.chart.conftest import CHART, SCENARIOS, find, one, operator_part, render, render_notes, scenario_values
 
 # Kinds from CRDs kubernetes-validate has no schema for (prometheus-operator).
 THIRD_PARTY = {"monitoring.coreos.com/v1"}
@@ -81,7 +81,8 @@ def test_operator_deployment_is_single_recreate_and_hardened(default_objects):
 def test_operator_ports_and_liveness_probe_match_names(default_objects):
     container = one(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"healthz": names.OPERATOR_HEALTH_PORT, "metrics": names.OPERATOR_METRICS_PORT}
+    assert ports == {"healthz": names.OPERATOR_HEALTH_PORT, "metrics": names.OPERATOR_METRICS_PORT,
+                     "metrics-api": names.METRICS_API_PORT}  # metricsApi.enabled (default)
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == names.HEALTHZ_PATH
     assert ports[probe["port"]] == names.OPERATOR_HEALTH_PORT
@@ -175,7 +176,7 @@ def test_rbac_and_serviceaccount_can_be_left_to_the_user():
 # --- monitoring and autoscaling wiring ----------------------------------------
 
 def test_optional_objects_are_off_by_default(default_objects):
-    assert sorted({o["kind"] for o in default_objects}) == [
+    assert sorted({o["kind"] for o in default_objects if operator_part(o)}) == [
         "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
 
 
