@@ -22,6 +22,8 @@ DEFAULT_DRAIN_DELAY = 5
 DEFAULT_IDLE_COOLDOWN = 300
 #: Seconds added to drainDelay + gracefulTimeout for terminationGracePeriodSeconds.
 TERMINATION_MARGIN = 10
+#: The pod volume holding the podsup binary (reserved: users cannot add one so named).
+BIN_VOLUME = "podsup-bin"
 
 Schema = dict[str, Any]
 
@@ -60,6 +62,13 @@ def passthrough(desc: str, type_: str = "object") -> Schema:
     if type_ == "array":
         return _node("array", desc, items={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
     return _node("object", desc, **{"x-kubernetes-preserve-unknown-fields": True})
+
+
+def named_passthrough(desc: str) -> Schema:
+    """A list of Kubernetes core objects keyed by name (name visible to CEL)."""
+    item = _node("object", "An entry, passed to the pod unchanged.", properties={"name": string("Name.")},
+                 required=["name"], **{"x-kubernetes-preserve-unknown-fields": True})
+    return _node("array", desc, items=item, maxItems=64)
 
 
 def string_map(desc: str) -> Schema:
@@ -206,7 +215,11 @@ POD = obj(
         "securityContext": passthrough("Pod securityContext (core/v1 PodSecurityContext)."),
         "containerSecurityContext": passthrough("Worker container securityContext (core/v1 SecurityContext)."),
         "priorityClassName": string("PriorityClass of the pods."),
+        "volumes": named_passthrough("Extra pod volumes (core/v1 Volume), e.g. a ConfigMap holding the worker "
+                                     "script; mount them with spec.volumeMounts."),
     },
+    rules=[(f"!has(self.volumes) || self.volumes.all(v, v.name != '{BIN_VOLUME}')",
+            f"pod.volumes[].name {BIN_VOLUME} is reserved for the podsup binary")],
 )
 
 DISRUPTION = obj(
@@ -231,6 +244,7 @@ SPEC = obj(
         "workingDir": string("Working directory of the worker container."),
         "env": passthrough("Environment of the workers (core/v1 EnvVar).", "array"),
         "envFrom": passthrough("Environment sources (core/v1 EnvFromSource).", "array"),
+        "volumeMounts": passthrough("Volume mounts of the worker container (core/v1 VolumeMount).", "array"),
         "resources": obj("Resources of the worker container (per pod, for all its processes).",
                          {"limits": _resource_map, "requests": _resource_map}),
         "processes": integer("Worker processes per pod (podsup run --workers).", 1, 1024,

@@ -117,7 +117,7 @@ def test_invalid_pool_is_refused_by_the_api_server(namespace):
 
 
 def test_pool_lifecycle(namespace, operator):
-    apply_example("php-socket-server.yaml", namespace)
+    image = apply_example("php-socket-server.yaml", namespace)["spec"]["image"]
     pool = wait_for(lambda: get("workerpool", "php-echo", namespace), 30, "the WorkerPool")
     uid = pool["metadata"]["uid"]
     for kind in ("deployment", "service", "hpa", "pdb"):
@@ -130,7 +130,7 @@ def test_pool_lifecycle(namespace, operator):
     # Drift: an edit to the pod template is put back; a deleted Deployment comes back.
     kubectl("set", "image", "deployment/php-echo", "worker=evil:1", "-n", namespace)
     wait_for(lambda: get("deployment", "php-echo", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
-             == "php:8.3-cli", 90, "the image edit to be reverted")
+             == image, 90, "the image edit to be reverted")
     kubectl("delete", "deployment", "php-echo", "-n", namespace, "--wait=true")
     wait_for(lambda: owned(get("deployment", "php-echo", namespace), uid), 90, "the Deployment to be restored")
 

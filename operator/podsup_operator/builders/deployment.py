@@ -18,7 +18,7 @@ from .. import crd
 from .common import autoscaling_enabled, common_labels, metadata, section, selector_labels, spec
 
 PODSUP = f"{names.SHARED_BIN_DIR}/podsup"
-BIN_VOLUME = "podsup-bin"
+BIN_VOLUME = crd.BIN_VOLUME
 WORKER_CONTAINER = "worker"
 INSTALL_CONTAINER = "podsup-install"
 
@@ -136,7 +136,8 @@ def worker_container(pool: dict) -> dict:
         "periodSeconds": 5, "failureThreshold": 1, "timeoutSeconds": 2,
     }
     container["lifecycle"] = {"preStop": {"exec": {"command": [PODSUP, "drain", "--wait"]}}}
-    container["volumeMounts"] = [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True}]
+    container["volumeMounts"] = [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True},
+                                 *(s.get("volumeMounts") or [])]
     pod = section(pool, "pod")
     if pod.get("containerSecurityContext"):
         container["securityContext"] = pod["containerSecurityContext"]
@@ -170,7 +171,7 @@ def pod_template(pool: dict, operator_image: str) -> dict:
     pod_spec: dict[str, Any] = {
         "initContainers": [install_container(pool, operator_image)],
         "containers": [worker_container(pool)],
-        "volumes": [{"name": BIN_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": BIN_VOLUME, "emptyDir": {}}, *(pod.get("volumes") or [])],
         "terminationGracePeriodSeconds": termination_grace_seconds(pool),
     }
     for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",

@@ -144,6 +144,15 @@ def test_pod_overrides_pass_through():
     assert tpl["metadata"]["annotations"]["a"] == "b"
 
 
+def test_extra_volumes_and_mounts_follow_the_podsup_ones():
+    volume = {"name": "worker", "configMap": {"name": "report-worker"}}
+    mount = {"name": "worker", "mountPath": "/workers"}
+    spec = build_deployment(make_pool({"volumeMounts": [mount], "pod": {"volumes": [volume]}}),
+                            IMAGE)["spec"]["template"]["spec"]
+    assert spec["volumes"] == [{"name": "podsup-bin", "emptyDir": {}}, volume]
+    assert spec["containers"][0]["volumeMounts"][1:] == [mount]
+
+
 def test_literal_queue_url_gets_the_list_or_queue_name():
     pool = make_pool({"queue": {"type": "redis", "name": "jobs", "url": "redis://r:6379/0",
                                 "pollIntervalSeconds": 2.5}})

@@ -126,6 +126,7 @@ VALID = [
     {"disruption": {"maxUnavailable": "50%"}},
     {"ports": [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}]},
     {"processes": 4, "supervisor": {"minReady": 4}},
+    {"volumeMounts": [{"name": "w", "mountPath": "/w"}], "pod": {"volumes": [{"name": "w", "emptyDir": {}}]}},
 ]
 
 INVALID = [
@@ -156,6 +157,8 @@ INVALID = [
     ({"ports": [{"name": "http", "containerPort": names.DEFAULT_HTTP_PORT}]},
      "ports[].containerPort must differ from supervisor.metricsPort"),
     ({"processes": 2, "supervisor": {"minReady": 3}}, "supervisor.minReady must be less than or equal to processes"),
+    ({"pod": {"volumes": [{"name": "podsup-bin", "emptyDir": {}}]}},
+     "pod.volumes[].name podsup-bin is reserved for the podsup binary"),
 ]
 
 

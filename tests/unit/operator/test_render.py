@@ -46,7 +46,9 @@ FULL = make_pool({
             "serviceAccountName": "workers", "imagePullSecrets": [{"name": "reg"}], "labels": {"team": "x"},
             "annotations": {"note": "y"}, "securityContext": {"runAsNonRoot": True, "fsGroup": 1000},
             "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
-            "priorityClassName": "batch"},
+            "priorityClassName": "batch",
+            "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]},
+    "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}],
 }, namespace="default", uid=None)
 
 
