@@ -1,14 +1,15 @@
 """Fixtures for the metrics API tests: certificates generated with
-cryptography, a real redis-server on a free loopback port (private to this
-directory: tests/integration/servers.py did not exist when these tests were
-written; waits for PING, never a fixed sleep)."""
+cryptography, and a real redis-server per test (tests/integration/servers.py's
+RedisServer: free loopback port, waits for PING, never a fixed sleep)."""
 from __future__ import annotations
 
 import pytest
 
 from podsup_operator.metrics_api import certs
 
-from .helpers import FRONT_PROXY_CN, PKI, RedisServer
+from tests.integration.servers import RedisServer
+
+from .helpers import FRONT_PROXY_CN, PKI
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,8 @@ def pki(tmp_path_factory) -> PKI:
 
 @pytest.fixture
 def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
+    server = RedisServer(str(tmp_path))
+    server.start()
     try:
         yield server
     finally:

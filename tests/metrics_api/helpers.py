@@ -2,17 +2,13 @@
 pod dicts. Fixtures using them are in conftest.py."""
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 from dataclasses import dataclass, field
 
-import pytest
 
 from podsup_operator.metrics_api import certs, selectors
 from podsup_operator.metrics_api.auth import User
 from podsup_operator.metrics_api.authz import Decision
-from tests.waiting import wait_for
 
 FRONT_PROXY_CN = "front-proxy-client"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
@@ -90,27 +86,3 @@ def pod(name: str, namespace: str, labels: dict, port: int, ready: bool = True,
         "status": {"phase": "Running", "podIP": "127.0.0.1",
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
     }
-
-
-class RedisServer:
-    def __init__(self, tmp):
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does it)")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-        self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-        wait_for(self.client.ping, timeout=10, message="redis-server to answer PING")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)

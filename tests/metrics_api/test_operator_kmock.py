@@ -175,7 +175,7 @@ async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulat
         await wait_until(lambda: events(kmock, "ScaledToZero"), "the ScaledToZero Event")
 
         # First message → back to 1 replica; the HPA takes over from there.
-        redis_server.client.rpush("orders-jobs", "a", "b", "c")
+        redis_server.client().rpush("orders-jobs", "a", "b", "c")
         await wait_until(lambda: stored(kmock, DEP, "orders")["spec"]["replicas"] == 1, "the Deployment at 1")
         await wait_until(lambda: stored(kmock, WP, "orders")["status"].get("queueDepth") == 3, "queueDepth 3")
         assert condition(stored(kmock, WP, "orders"), "ScaledToZero")["status"] == "False"

@@ -181,10 +181,27 @@ async def test_access_reviews_are_cached_per_user_and_request(api):
     assert len(api.sar.reviews) == 2
 
 
+async def test_failing_token_and_access_reviews_are_503_without_data(api):
+    api.queues.put(NS, "orders", _reading(42), 5)
+    path = f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders"
+
+    async def broken(*_):
+        raise ConnectionError("apiserver unreachable")
+
+    api.api.authn._review = broken
+    status, body = await api.get(path, cert=None, headers={"Authorization": "Bearer new-token"})
+    assert_status(body, 503, "ServiceUnavailable")
+    assert "TokenReview" in body["message"] and "42" not in str(body)
+    api.api.authz._review = broken
+    status, body = await api.get(path, headers={"X-Remote-User": "dave"})
+    assert_status(body, 503, "ServiceUnavailable")
+    assert "SubjectAccessReview" in body["message"] and "42" not in str(body)
+
+
 # --- external metric from a real redis-server -------------------------------
 
 async def test_queue_depth_comes_from_the_real_broker(api, redis_server):
-    redis_server.client.rpush("orders-jobs", *[f"job{i}" for i in range(7)])
+    redis_server.client().rpush("orders-jobs", *[f"job{i}" for i in range(7)])
     probe = QueueProbe(broker_url({"type": "redis", "name": "orders-jobs", "url": redis_server.url}))
     try:
         reading = await asyncio.to_thread(probe.read)
@@ -201,7 +218,7 @@ async def test_queue_depth_comes_from_the_real_broker(api, redis_server):
         stamp = dt.datetime.strptime(item["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
         assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 60
 
-        redis_server.client.ltrim("orders-jobs", 1, 0)  # drained
+        redis_server.client().ltrim("orders-jobs", 1, 0)  # drained
         api.queues.put(NS, "orders", await asyncio.to_thread(probe.read), 5)
         _, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}?labelSelector=workerpool%3Dorders",
                                 headers=HPA_HEADERS)

@@ -70,11 +70,19 @@ class MetricsAPI:
         if info.path in paths.ALWAYS_ALLOW:
             return web.Response(text="ok")
         peercert = request.transport.get_extra_info("peercert") if request.transport else None
-        user = await self.authn.authenticate(peercert, request.headers)
+        try:
+            user = await self.authn.authenticate(peercert, request.headers)
+        except Exception as exc:  # noqa: BLE001 - the TokenReview call failed: no identity, no data
+            log.warning("metrics API: TokenReview failed: %s: %s", type(exc).__name__, exc)
+            return _error(503, f"cannot verify the bearer token now (TokenReview failed: {type(exc).__name__})")
         if user is None:
             return _error(401, "Unauthorized: present a front-proxy client certificate with X-Remote-User, "
                                "or a bearer token")
-        decision = await self.authz.authorize(user, info)
+        try:
+            decision = await self.authz.authorize(user, info)
+        except Exception as exc:  # noqa: BLE001 - the SubjectAccessReview call failed: no decision, no data
+            log.warning("metrics API: SubjectAccessReview failed: %s: %s", type(exc).__name__, exc)
+            return _error(503, f"cannot authorize the request now (SubjectAccessReview failed: {type(exc).__name__})")
         if not decision.allowed:
             what = info.sar_attributes()
             return _error(403, f"user {user.name!r} cannot {info.verb} {json.dumps(what, sort_keys=True)}"
