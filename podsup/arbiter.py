@@ -370,7 +370,8 @@ class Arbiter:
         err_r, err_w = os.pipe()
         try:
             if self.preload is not None:
-                pid = self.system.fork_call(self.preload, env, out_w, err_w, self.keep_fds)
+                with self.log.exclusive():
+                    pid = self.system.fork_call(self.preload, env, out_w, err_w, self.keep_fds)
             else:
                 pid = self.system.spawn(list(self.config.command), env, out_w, err_w)
         except OSError as exc:

@@ -13,12 +13,13 @@ flushes it at EOF (or when it exceeds ``MAX_LINE``).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import sys
 import threading
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 MAX_LINE = 64 * 1024
 
@@ -40,6 +41,14 @@ class Log:
         self.out = out if out is not None else sys.stdout.buffer
         self.err = err if err is not None else sys.stderr.buffer
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold every writer off (the master forks a --preload worker inside
+        this, so no other thread is half-way through a stdio write whose lock
+        the child would inherit held)."""
+        with self._lock:
+            yield
 
     # --- podsup's own events ------------------------------------------------
     def event(self, msg: str, level: str = "info", **fields: Any) -> None:

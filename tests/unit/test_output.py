@@ -61,3 +61,17 @@ def test_line_pump_cuts_overlong_lines():
     os.close(r)
     assert b"".join(lines) == data
     assert [len(line) for line in lines] == [MAX_LINE, 10]
+
+
+def test_exclusive_holds_off_writers_from_other_threads():
+    import threading
+
+    err = io.BytesIO()
+    log = Log("text", io.BytesIO(), err)
+    writer = threading.Thread(target=log.info, args=("from another thread",))
+    with log.exclusive():
+        writer.start()
+        writer.join(0.2)
+        assert writer.is_alive() and err.getvalue() == b""  # blocked while held
+    writer.join(10)
+    assert err.getvalue() == b"[podsup] from another thread\n"
