@@ -79,10 +79,18 @@ class ClusterApi:
                       body=body, missing_ok=True)
 
     def patch_status(self, pool: dict, status: dict) -> dict:
-        """Merge-patch the pool's status subresource with ``status``."""
+        """Merge-patch the pool's status subresource with ``status``.
+
+        The pool's resourceVersion goes along as a precondition: the patch may
+        carry the whole conditions list, computed from what we read, so a
+        concurrent writer's change must make it fail (409) rather than be lost.
+        """
         meta = pool["metadata"]
         path = object_path(pool["apiVersion"], pool["kind"], meta["namespace"], meta["name"], "status")
-        return self._request("PATCH", path, content_type=MERGE_CONTENT_TYPE, body={"status": status}) or {}
+        body: dict[str, Any] = {"status": status}
+        if meta.get("resourceVersion"):
+            body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+        return self._request("PATCH", path, content_type=MERGE_CONTENT_TYPE, body=body) or {}
 
     def get_pool(self, namespace: str, name: str) -> dict | None:
         return self.get(f"{names.API_GROUP}/{names.API_VERSION}", names.KIND, namespace, name)

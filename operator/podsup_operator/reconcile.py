@@ -127,15 +127,31 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
     return outcome
 
 
+#: Attempts at a status write that keeps losing to concurrent writers.
+STATUS_ATTEMPTS = 3
+
+
 def _write_status(pool: dict, api: ClusterApi, live: dict, error: str | None, now: Callable[[], str],
                   outcome: Outcome, swallow: bool) -> None:
-    desired = compute_status(pool, live.get("Deployment"), live.get("HorizontalPodAutoscaler"), error, now())
-    patch = status_patch(pool.get("status"), desired)
-    if not patch:
-        return
-    try:
-        api.patch_status(pool, patch)
-        outcome.status_patch = patch
-    except Exception:
-        if not swallow:  # on the error path the original error matters more
-            raise
+    """Patch the status if it changed. On a resourceVersion conflict (another
+    writer, e.g. scale-to-zero, changed the pool since we read it) re-read the
+    pool and recompute, so their conditions are kept, not overwritten."""
+    for attempt in range(STATUS_ATTEMPTS):
+        desired = compute_status(pool, live.get("Deployment"), live.get("HorizontalPodAutoscaler"), error, now())
+        patch = status_patch(pool.get("status"), desired)
+        if not patch:
+            return
+        try:
+            api.patch_status(pool, patch)
+            outcome.status_patch = patch
+            return
+        except Exception as exc:
+            if getattr(exc, "status", None) == 409 and attempt + 1 < STATUS_ATTEMPTS:
+                fresh = api.get_pool(pool_namespace(pool), pool_name(pool))
+                if fresh is None:
+                    return  # the pool is gone: nothing to report on
+                pool = fresh
+                continue
+            if not swallow:  # on the error path the original error matters more
+                raise
+            return

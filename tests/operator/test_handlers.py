@@ -106,7 +106,7 @@ async def test_create_applies_owned_children_and_writes_status(emulator: Any) ->
     assert condition(pool, "Degraded")["status"] == "False"
 
 
-async def test_children_are_applied_server_side_with_our_field_manager(emulator: Any) -> None:
+async def test_children_are_applied_server_side_and_status_patched_with_precondition(emulator: Any) -> None:
     async with running_operator(emulator):
         await create_pool(emulator, pool_manifest())
         await converged(emulator)
@@ -117,6 +117,12 @@ async def test_children_are_applied_server_side_with_our_field_manager(emulator:
         assert request.params["fieldManager"] == names.FIELD_MANAGER
         assert request.params["force"] == "true"
         assert request.data["kind"] == "Deployment" and request.data["apiVersion"] == "apps/v1"
+    status_writes = [r for r in writes(emulator) if r.resource == emulator.resource(WP) and r.subresource == "status"
+                     and "conditions" in (r.data or {}).get("status", {})]
+    assert status_writes, "no status write with conditions"
+    for request in status_writes:  # optimistic concurrency: other writers' conditions are never lost
+        assert request.headers["Content-Type"] == "application/merge-patch+json"
+        assert request.data["metadata"] == {"resourceVersion": "1"}
 
 
 async def test_status_and_workers_follow_the_deployment(emulator: Any) -> None:

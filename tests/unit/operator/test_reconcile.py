@@ -22,12 +22,18 @@ class ApiDown(Exception):
     pass
 
 
+class Conflict(Exception):
+    status = 409
+
+
 class FakeApi:
     def __init__(self, fail_kind: str | None = None):
         self.objects: dict[tuple[str, str], dict] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail_kind = fail_kind
         self.status_patches: list[dict] = []
+        self.conflicts = 0
+        self.fresh_pool: dict | None = None
 
     def get(self, api_version, kind, namespace, name):
         self.calls.append(("get", kind))
@@ -50,8 +56,15 @@ class FakeApi:
 
     def patch_status(self, pool, status):
         self.calls.append(("patch_status", "WorkerPool"))
+        if self.conflicts:
+            self.conflicts -= 1
+            raise Conflict()
         self.status_patches.append(status)
         return {}
+
+    def get_pool(self, namespace, name):
+        self.calls.append(("get", "WorkerPool"))
+        return copy.deepcopy(self.fresh_pool)
 
     def writes(self):
         return [c for c in self.calls if c[0] != "get"]
@@ -122,6 +135,28 @@ def test_api_error_is_raised_for_retry_after_recording_it():
     assert ("Warning", "ApplyFailed", "ApiDown: Service refused") in events
     degraded = next(c for c in api.status_patches[-1]["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "ApplyFailed"
+
+
+def test_status_conflict_rereads_the_pool_and_keeps_other_writers_conditions():
+    api = FakeApi()
+    pool = make_pool({})
+    theirs = {"type": "ScaledToZero", "status": "True", "reason": "Idle", "message": "",
+              "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    api.fresh_pool = {**make_pool({}), "status": {"conditions": [theirs]}}
+    api.conflicts = 1
+    reconcile(pool, api, IMAGE)
+    written = api.status_patches[-1]["conditions"]
+    assert written[0] == theirs and {c["type"] for c in written[1:]} == {
+        "Ready", "Progressing", "Degraded", "ScalingActive"}
+    assert ("get", "WorkerPool") in api.calls
+
+
+def test_persistent_status_conflict_is_raised_for_retry():
+    api = FakeApi()
+    api.fresh_pool = make_pool({})
+    api.conflicts = 99
+    with pytest.raises(Conflict):
+        reconcile(make_pool({}), api, IMAGE)
 
 
 def test_describe_error_uses_the_api_message():
