@@ -1,0 +1,187 @@
+"""The per-pool poller's tick against a real redis-server, with the Kubernetes
+calls behind the ``Kube`` seam faked (a dict world) and a fake monotonic
+clock: Secret-held URLs, status writes only on change (queueDepth throttled),
+conditions and Events on metrics trouble and recovery, busy workers holding
+scale to zero, and forgetting a pool."""
+from __future__ import annotations
+
+import pytest
+
+from podsup import names
+from podsup_operator.metrics_api.poller import METRICS_AVAILABLE, QUEUE_DEPTH_WRITE_INTERVAL, PoolPoller
+from podsup_operator.metrics_api.provider import MetricError, MetricsProvider
+from podsup_operator.metrics_api.sources.pods import PodScraper
+from podsup_operator.metrics_api.sources.queue import QueueRegistry
+from podsup_operator.scale_to_zero import Phase
+
+from .helpers import FakePods, free_port, pod
+
+NS = "shop"
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeKube:
+    """The poller's Kubernetes calls on a dict world; status patches are
+    merge patches applied to ``body`` like the API server would."""
+
+    def __init__(self, body: dict, replicas: int | None = 1):
+        self.body = body
+        self.replicas = replicas
+        self.secrets: dict[tuple[str, str], str] = {}
+        self.status_patches: list[dict] = []
+        self.scales: list[int] = []
+
+    def secret_value(self, namespace, name, key):
+        return self.secrets.get((name, key))
+
+    def deployment_replicas(self, namespace, name):
+        return self.replicas
+
+    def scale_deployment(self, namespace, name, replicas):
+        self.scales.append(replicas)
+        self.replicas = replicas
+
+    def patch_pool_status(self, namespace, name, status):
+        self.status_patches.append(status)
+        current = self.body.setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+
+
+def pool_body(queue: dict, min_replicas: int = 1, cooldown: int = 0) -> dict:
+    return {"apiVersion": f"{names.API_GROUP}/{names.API_VERSION}", "kind": names.KIND,
+            "metadata": {"name": "orders", "namespace": NS, "generation": 3},
+            "spec": {"queue": queue, "autoscaling": {"enabled": True, "minReplicas": min_replicas, "maxReplicas": 3,
+                                                     "idleCooldownSeconds": cooldown}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "R", "message": "m",
+                                       "lastTransitionTime": "2024-01-01T00:00:00Z"}]}}
+
+
+def cond(body, type_):
+    return next((c for c in body["status"].get("conditions", []) if c["type"] == type_), None)
+
+
+@pytest.fixture
+def world():
+    def make(body, replicas=1):
+        kube = FakeKube(body, replicas)
+        pods = FakePods()
+        registry = QueueRegistry()
+        provider = MetricsProvider(registry, pods, PodScraper(timeout=1.0, ttl=0.0))
+        events = []
+        clock = Clock()
+        poller = PoolPoller(NS, "orders", registry, provider, kube, lambda *e: events.append(e), monotonic=clock)
+        return poller, kube, pods, registry, provider, events, clock
+    return make
+
+
+async def test_url_from_the_secret_and_a_rotated_secret_rebuilds_the_probe(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "urlSecretRef": {"name": "broker", "key": "url"}}
+    poller, kube, _, registry, _, events, _ = world(pool_body(queue))
+    try:
+        await poller.tick(kube.body)
+        c = cond(kube.body, METRICS_AVAILABLE)
+        assert c["status"] == "False" and c["reason"] == "QueueDepthUnavailable"
+        assert "Secret 'broker' key 'url' is missing" in c["message"]
+        assert events == [("Warning", "MetricsUnavailable", c["message"])]
+        assert cond(kube.body, "Ready")["message"] == "m"  # other writers' conditions kept
+
+        redis_server.client().rpush("jobs", "a", "b")
+        kube.secrets[("broker", "url")] = f"redis://127.0.0.1:{redis_server.port}/0?list=jobs"
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 2
+        assert cond(kube.body, METRICS_AVAILABLE)["status"] == "True"
+        assert events[-1][:2] == ("Normal", "MetricsAvailable")
+        assert registry.pools(NS)["orders"].value == 2
+
+        redis_server.client().rpush("other", "x")
+        kube.secrets[("broker", "url")] = f"redis://127.0.0.1:{redis_server.port}/0?list=other"
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 1  # the new URL is read, not the cached probe's
+    finally:
+        poller.close()
+
+
+async def test_status_is_written_only_on_change_and_queue_depth_is_throttled(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    poller, kube, _, _, _, _, clock = world(pool_body(queue))
+    r = redis_server.client()
+    try:
+        r.rpush("jobs", *"abcde")
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 5
+        writes = len(kube.status_patches)
+        await poller.tick(kube.body)
+        assert len(kube.status_patches) == writes  # nothing changed: no write
+
+        r.rpush("jobs", "f")
+        clock.t += QUEUE_DEPTH_WRITE_INTERVAL / 2
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 5 and len(kube.status_patches) == writes  # throttled
+        clock.t += QUEUE_DEPTH_WRITE_INTERVAL
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 6
+
+        r.delete("jobs")
+        clock.t += 0.1
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 0  # reaching 0 is written at once
+
+        redis_server.stop()
+        await poller.tick(kube.body)
+        assert "queueDepth" not in kube.body["status"]  # unknown, not stale
+    finally:
+        poller.close()
+
+
+async def test_pod_metrics_failures_show_in_the_condition(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    poller, kube, pods, _, provider, events, _ = world(pool_body(queue))
+    try:
+        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]
+        with pytest.raises(MetricError):  # the HPA's ask fails: no pod answered
+            await provider.pods(NS, "*", names.METRIC_BUSY_RATIO, f"{names.POOL_LABEL}=orders")
+        await poller.tick(kube.body)
+        c = cond(kube.body, METRICS_AVAILABLE)
+        assert (c["status"], c["reason"]) == ("False", "PodMetricsUnavailable") and "orders-1" in c["message"]
+        assert events[-1][:2] == ("Warning", "MetricsUnavailable")
+    finally:
+        poller.close()
+
+
+async def test_busy_workers_unknown_hold_scale_to_zero_and_known_idle_scales(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    poller, kube, pods, _, _, events, clock = world(pool_body(queue, min_replicas=0, cooldown=0))
+    try:
+        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]  # /metrics unreachable
+        await poller.tick(kube.body)
+        clock.t += 10
+        await poller.tick(kube.body)
+        assert kube.scales == [] and poller.state.phase is not Phase.SCALED_TO_ZERO
+
+        pods.pods = []  # no ready pod: nobody is busy
+        await poller.tick(kube.body)
+        assert kube.scales == [0]
+        assert cond(kube.body, "ScaledToZero")["status"] == "True"
+        assert events[-1][:2] == ("Normal", "ScaledToZero")
+    finally:
+        poller.close()
+
+
+async def test_forget_stops_serving_the_pool(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    poller, kube, _, registry, _, _, _ = world(pool_body(queue))
+    await poller.tick(kube.body)
+    assert "orders" in registry.pools(NS)
+    poller.forget()
+    assert registry.pools(NS) == {}
