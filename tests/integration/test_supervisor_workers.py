@@ -123,3 +123,13 @@ def test_worker_rss_in_the_snapshot_includes_its_children(tmp_path):
         worker0 = wait_for(lambda: (w := status(p)["workers"][0])["rss_bytes"] >= 48 * 2**20 and w, 30,
                            message=p.output)
         assert worker0["pid"] == shell.pid
+
+
+def test_workers_start_with_default_signal_dispositions_and_an_empty_mask():
+    # podsup (Python) ignores SIGPIPE and SIGXFSZ; an exec'd worker must not inherit that
+    args = ["run", "--workers", "1", "--normal-exit-codes", "0", "--", "cat", "/proc/self/status"]
+    with PodsupProcess(args) as p:
+        assert p.wait_exit(30) == 0
+        ignored = p.wait_for_line(r"^\[worker 0\] SigIgn:\s+([0-9a-f]+)$")
+        blocked = p.wait_for_line(r"^\[worker 0\] SigBlk:\s+([0-9a-f]+)$")
+        assert int(ignored.group(1), 16) == 0 and int(blocked.group(1), 16) == 0
