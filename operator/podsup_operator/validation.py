@@ -11,6 +11,7 @@ greater than or equal to 1"). Pure: no kopf, no client.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from typing import Any
@@ -159,13 +160,21 @@ def cel_rules(schema: Schema, path: str = "") -> list[tuple[str, str, str]]:
     return found
 
 
-def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
+@functools.lru_cache(maxsize=None)
+def _program(rule: str) -> Any:
+    """Compiled once per rule (compiling dominates validation time)."""
     import celpy  # imported here: only validation needs it
 
     env = celpy.Environment()
+    return env.program(env.compile(rule))
+
+
+def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
+    import celpy
+
     for path, rule, message in cel_rules(schema):
         for concrete_path, value in _resolve(obj, path):
-            program = env.program(env.compile(rule))
+            program = _program(rule)
             try:
                 ok = program.evaluate({"self": celpy.json_to_cel(value)})
             except celpy.CELEvalError as exc:  # a rule that cannot evaluate is a refusal too

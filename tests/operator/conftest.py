@@ -82,11 +82,11 @@ current-context: kmock
 
 
 @contextlib.asynccontextmanager
-async def running_operator(kmock: Any) -> AsyncIterator[None]:
+async def running_operator(kmock: Any, events: bool = False) -> AsyncIterator[None]:
     settings = kopf.OperatorSettings()
     config.configure_settings(settings)
     settings.scanning.disabled = True
-    settings.posting.enabled = False
+    settings.posting.enabled = events
     stop = asyncio.Event()
     task = asyncio.create_task(kopf.operator(clusterwide=True, standalone=True, settings=settings, stop_flag=stop))
     try:

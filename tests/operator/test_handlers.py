@@ -226,7 +226,7 @@ async def test_a_conflicting_pool_is_degraded_and_does_not_block_others(emulator
                "spec": {"replicas": 1}}
     async with emulator.post(url(DEP), json=foreign) as resp:
         assert resp.status < 300
-    async with running_operator(emulator):
+    async with running_operator(emulator, events=True):
         await create_pool(emulator, pool_manifest(name="taken", uid="uid-taken"))
         await create_pool(emulator, pool_manifest(name="fine", uid="uid-fine"))
         await converged(emulator, "fine")
@@ -234,3 +234,10 @@ async def test_a_conflicting_pool_is_degraded_and_does_not_block_others(emulator
         assert raw(emulator, DEP, "taken")["metadata"]["labels"] == {"app": "someone-else"}
     assert bad["status"] == "True" and bad["reason"] == "ApplyFailed"
     assert "not controlled by this WorkerPool" in bad["message"]
+    posted = [r.data for r in list(emulator) if r.method.value == "POST" and r.resource is not None
+              and r.resource.plural == "events"]
+    warnings = [e for e in posted if e.get("reason") == "ApplyFailed" and e["involvedObject"]["name"] == "taken"]
+    assert warnings and warnings[0]["type"] == "Warning"
+    assert "not controlled by this WorkerPool" in warnings[0]["message"]
+    created = [e for e in posted if e.get("reason") == "Created" and e["involvedObject"]["name"] == "fine"]
+    assert {e["message"] for e in created} >= {"Created Deployment fine", "Created Service fine"}
