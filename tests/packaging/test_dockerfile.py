@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import pathlib
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -166,12 +169,61 @@ def test_dockerignore_lets_every_copied_source_through_and_nothing_else(parsed):
 
 # --- the build steps, outside Docker ---------------------------------------------
 
-def test_operator_venv_script_builds_a_working_operator(tmp_path):
-    """scripts/build-operator-venv.sh, as the Dockerfile's operator stage runs it."""
-    dest = tmp_path / "venv"
-    proc = subprocess.run(["bash", "scripts/build-operator-venv.sh", str(dest)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=540)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+def run_stage(parsed, name: str, tmp_path, python: str) -> dict[str, pathlib.Path]:
+    """Replay a build stage outside Docker: copy exactly what its COPY
+    instructions copy into a scratch WORKDIR, then run its RUN steps that
+    call our scripts, with every absolute path moved under tmp_path.
+    Returns the absolute paths the stage wrote, mapped to where they are."""
+    current, workdir, ran = None, None, {}
+    for ins in parsed.structure:
+        kind, value = ins["instruction"], ins["value"]
+        if kind == "FROM":
+            current = value.split()[-1] if " AS " in value.upper() else None
+            continue
+        if current != name:
+            continue
+        if kind == "WORKDIR":
+            workdir = tmp_path / "root" / value.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif kind == "COPY" and "--from" not in value:
+            *sources, dest = shlex.split(value)
+            target = workdir / dest
+            for src in sources:
+                origin = ROOT / src
+                if origin.is_dir():
+                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    (target if dest.endswith("/") else target.parent).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(origin, target / origin.name if dest.endswith("/") else target)
+        elif kind == "RUN" and "scripts/" in value:
+            argv = shlex.split(value)
+            moved = {a: tmp_path / "root" / a.lstrip("/") for a in argv if a.startswith("/")}
+            proc = subprocess.run([moved.get(a, a) for a in argv], cwd=workdir, capture_output=True, text=True,
+                                  timeout=540, env={**os.environ, "PYTHON": python})
+            assert proc.returncode == 0, f"{value}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+            ran.update({a: pathlib.Path(p) for a, p in moved.items()})
+    assert ran, f"stage {name} ran no script"
+    return ran
+
+
+def test_binary_stage_builds_the_binary_from_its_own_context(parsed, tmp_path):
+    """The `binary` stage, replayed: its COPYs only, `--deps` into a fresh
+    virtualenv (the throwaway stage's Python), and the result runs."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    out = run_stage(parsed, "binary", tmp_path, str(venv / "bin" / "python"))
+    (out_dir,) = out.values()
+    version = subprocess.run([str(out_dir / "podsup"), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip() == f"podsup {pyproject()['project']['version']}"
+    final_copy = [i["value"] for i in final(parsed) if i["instruction"] == "COPY" and "--from=binary" in i["value"]]
+    assert shlex.split(final_copy[0])[-2] == f"{next(iter(out))}/podsup"
+
+
+def test_operator_stage_builds_a_working_operator_venv(parsed, tmp_path):
+    """The `operator` stage, replayed: scripts/build-operator-venv.sh from
+    the stage's own context; the venv has no pip and its operator works."""
+    out = run_stage(parsed, "operator", tmp_path, sys.executable)
+    (dest,) = out.values()
     assert not (dest / "bin" / "pip").exists(), "no pip in the image's venv"
     rendered = subprocess.run([str(dest / "bin" / "podsup-operator"), "crd"], capture_output=True,
                               text=True, timeout=120, cwd=tmp_path)
@@ -180,6 +232,8 @@ def test_operator_venv_script_builds_a_working_operator(tmp_path):
     version = subprocess.run([str(dest / "bin" / "podsup"), "--version"], capture_output=True, text=True,
                              timeout=60, cwd=tmp_path)
     assert version.stdout.strip() == f"podsup {pyproject()['project']['version']}"
+    final_copy = [i["value"] for i in final(parsed) if i["instruction"] == "COPY" and "--from=operator" in i["value"]]
+    assert shlex.split(final_copy[0])[-2] == next(iter(out))
 
 
 def test_build_scripts_refuse_bad_arguments_clearly(tmp_path):
