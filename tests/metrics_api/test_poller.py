@@ -48,7 +48,9 @@ class FakeKube:
         self.scales.append(replicas)
         self.replicas = replicas
 
-    def patch_pool_status(self, namespace, name, status):
+    def patch_pool_status(self, namespace, name, status, resource_version=None):
+        if resource_version != self.body["metadata"].get("resourceVersion"):
+            return False  # the API server's optimistic concurrency: 409
         self.status_patches.append(status)
         current = self.body.setdefault("status", {})
         for key, value in status.items():
@@ -56,11 +58,13 @@ class FakeKube:
                 current.pop(key, None)
             else:
                 current[key] = value
+        self.body["metadata"]["resourceVersion"] = str(int(self.body["metadata"]["resourceVersion"]) + 1)
+        return True
 
 
 def pool_body(queue: dict, min_replicas: int = 1, cooldown: int = 0) -> dict:
     return {"apiVersion": f"{names.API_GROUP}/{names.API_VERSION}", "kind": names.KIND,
-            "metadata": {"name": "orders", "namespace": NS, "generation": 3},
+            "metadata": {"name": "orders", "namespace": NS, "generation": 3, "resourceVersion": "7"},
             "spec": {"queue": queue, "autoscaling": {"enabled": True, "minReplicas": min_replicas, "maxReplicas": 3,
                                                      "idleCooldownSeconds": cooldown}},
             "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "R", "message": "m",
@@ -185,3 +189,16 @@ async def test_forget_stops_serving_the_pool(world, redis_server):
     assert "orders" in registry.pools(NS)
     poller.forget()
     assert registry.pools(NS) == {}
+
+
+async def test_a_status_write_racing_another_writer_is_retried_next_tick(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    poller, kube, _, _, _, events, _ = world(pool_body(queue))
+    try:
+        stale = {**kube.body, "metadata": {**kube.body["metadata"], "resourceVersion": "6"}}
+        await poller.tick(stale)  # read before someone else's write: refused, nothing claimed
+        assert kube.status_patches == [] and events == []
+        await poller.tick(kube.body)
+        assert cond(kube.body, METRICS_AVAILABLE)["status"] == "True" and len(kube.status_patches) == 1
+    finally:
+        poller.close()

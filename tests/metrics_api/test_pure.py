@@ -78,6 +78,14 @@ def test_equality_labels_become_match_labels():
     assert selectors.equality_labels(reqs) == {"podsup.io/workerpool": "web"}
 
 
+def test_requirements_become_a_label_selector_object():
+    assert selectors.label_selector(()) is None
+    assert selectors.label_selector(selectors.parse("a=1,b notin (x),c,!d")) == {
+        "matchLabels": {"a": "1"},
+        "matchExpressions": [{"key": "b", "operator": "NotIn", "values": ["x"]},
+                             {"key": "c", "operator": "Exists"}, {"key": "d", "operator": "DoesNotExist"}]}
+
+
 # --- paths -----------------------------------------------------------------
 
 def test_pods_path_is_percent_decoded_per_segment():

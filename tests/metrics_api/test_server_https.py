@@ -328,8 +328,8 @@ async def test_pods_metric_for_all_ready_pods_with_percent_encoded_wildcard(api,
     assert by_pod["web-a"]["value"] == "12500m" and by_pod["web-b"]["value"] == "3"
     item = by_pod["web-a"]
     assert item["describedObject"] == {"kind": "Pod", "namespace": NS, "name": "web-a", "apiVersion": "/v1"}
-    assert item["metric"] == {"name": names.METRIC_REQUESTS_PER_SECOND,
-                              "selector": {"matchLabels": {names.POOL_LABEL: "web"}}}
+    # metric.selector echoes the metricLabelSelector (none here), not the pods' selector.
+    assert item["metric"] == {"name": names.METRIC_REQUESTS_PER_SECOND}
     assert item["window"] == 30
     _, attrs = api.sar.reviews[-1]
     assert attrs["resourceAttributes"] == {"group": "custom.metrics.k8s.io", "version": "v1beta2",
@@ -348,6 +348,11 @@ async def test_one_named_pod(api, endpoints):
     _, body = await api.get(f"{CUS}/namespaces/{NS}/pods/web-b/{names.METRIC_REQUESTS_PER_SECOND}"
                             f"?labelSelector={POD_SELECTOR}", headers=HPA_HEADERS)
     assert [(i["describedObject"]["name"], i["value"]) for i in body["items"]] == [("web-b", "2")]
+    # A metric selector the label-less series satisfies is accepted and echoed.
+    _, body = await api.get(f"{CUS}/namespaces/{NS}/pods/web-b/{names.METRIC_REQUESTS_PER_SECOND}"
+                            f"?labelSelector={POD_SELECTOR}&metricLabelSelector=queue%21%3Dx", headers=HPA_HEADERS)
+    assert body["items"][0]["metric"] == {"name": names.METRIC_REQUESTS_PER_SECOND, "selector": {
+        "matchExpressions": [{"key": "queue", "operator": "NotIn", "values": ["x"]}]}}
 
 
 async def test_unreadable_pods_are_left_out_and_reported_never_zero(api, endpoints):

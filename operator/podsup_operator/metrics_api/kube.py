@@ -115,7 +115,19 @@ class Kube:
                                                     _content_type="application/merge-patch+json",
                                                     _preload_content=False, _request_timeout=TIMEOUT)
 
-    def patch_pool_status(self, namespace: str, name: str, status: dict) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            names.API_GROUP, names.API_VERSION, namespace, names.PLURAL, name, {"status": status},
-            _content_type="application/merge-patch+json", _preload_content=False, _request_timeout=TIMEOUT)
+    def patch_pool_status(self, namespace: str, name: str, status: dict, resource_version: str | None = None) -> bool:
+        """Merge-patch status; with ``resource_version`` the write is refused
+        (False) if the pool changed since it was read — another writer (the
+        reconcile) may have replaced the conditions list meanwhile."""
+        body: dict = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                names.API_GROUP, names.API_VERSION, namespace, names.PLURAL, name, body,
+                _content_type="application/merge-patch+json", _preload_content=False, _request_timeout=TIMEOUT)
+        except self.ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True

@@ -149,7 +149,10 @@ class PoolPoller:
                 patch["queueDepth"] = depth  # None removes the field: no stale backlog shown
         if not patch:
             return
-        await asyncio.to_thread(self.kube.patch_pool_status, self.namespace, self.name, patch)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if not await asyncio.to_thread(self.kube.patch_pool_status, self.namespace, self.name, patch, version):
+            log.debug("pool %s/%s changed while polling: status written next tick", self.namespace, self.name)
+            return
         if "queueDepth" in patch:
             self._last_depth_write = self._mono()
         if old_metrics is None or old_metrics.get("status") != status:

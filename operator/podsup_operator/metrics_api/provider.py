@@ -114,7 +114,7 @@ class MetricsProvider:
                 window = int(RATE_WINDOW) if metric == names.METRIC_REQUESTS_PER_SECOND else None
                 items.append(types.pod_value(namespace, target.name, metric, scrape.timestamp,
                                              scrape.values[metric], window,
-                                             types.label_selector_object(selectors.equality_labels(reqs))))
+                                             selectors.label_selector(mreqs)))
         pools = {t.labels.get(names.POOL_LABEL) for t in found} - {None}
         for pool in pools:
             self._record(namespace, pool, "pods", not errors,

@@ -111,3 +111,27 @@ def matches(requirements: tuple[Requirement, ...], labels: Mapping[str, str]) ->
 def equality_labels(requirements: tuple[Requirement, ...]) -> dict[str, str]:
     """The ``key=value`` requirements as matchLabels (for ``metric.selector``)."""
     return {r.key: r.values[0] for r in requirements if r.op == "=" and len(r.values) == 1}
+
+
+_OPERATORS = {"in": "In", "notin": "NotIn", "!=": "NotIn", "exists": "Exists", "!": "DoesNotExist"}
+
+
+def label_selector(requirements: tuple[Requirement, ...]) -> dict | None:
+    """The requirements as a metav1.LabelSelector (None when empty)."""
+    if not requirements:
+        return None
+    out: dict = {}
+    labels = equality_labels(requirements)
+    if labels:
+        out["matchLabels"] = labels
+    exprs = []
+    for r in requirements:
+        if r.op == "=" and r.key in labels:
+            continue
+        expr = {"key": r.key, "operator": _OPERATORS.get(r.op, "In")}
+        if r.op not in ("exists", "!"):
+            expr["values"] = list(r.values)
+        exprs.append(expr)
+    if exprs:
+        out["matchExpressions"] = exprs
+    return out

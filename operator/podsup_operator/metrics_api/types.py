@@ -62,18 +62,11 @@ def external_list(items: list[dict]) -> dict:
             "metadata": {}, "items": items}
 
 
-def label_selector_object(match_labels: Mapping[str, str] | None) -> dict | None:
-    """metav1.LabelSelector for the ``metric.selector`` field."""
-    if not match_labels:
-        return None
-    return {"matchLabels": dict(match_labels)}
-
-
 def pod_value(namespace: str, pod: str, metric: str, timestamp: float, value: float,
               window: int | None = None, selector: dict | None = None) -> dict:
     """One custom.metrics.k8s.io/v1beta2 MetricValue describing a Pod."""
     ident: dict = {"name": metric}
-    if selector:
+    if selector:  # the query's metric selector, as upstream adapters fill it (not the pods' selector)
         ident["selector"] = selector
     item = {
         "describedObject": {"kind": "Pod", "namespace": namespace, "name": pod, "apiVersion": "/v1"},
