@@ -94,3 +94,16 @@ def test_readme_links_and_paths_exist():
             assert (ROOT / link).exists(), link
     assert f"`{names.IMAGE_BINARY_PATH}`" in text and f"`{names.SHARED_BIN_DIR}/podsup`" in text
     assert re.search(r"^podsup-binary:", (ROOT / "Makefile").read_text(), re.M)
+
+
+def test_readme_tmp_emptydir_advice_renders(tmp_path):
+    """README: on a read-only root filesystem give the binary a /tmp with
+    spec.pod.volumes + spec.volumeMounts."""
+    assert "`spec.pod.volumes` plus\n  `spec.volumeMounts`" in (ROOT / "README.md").read_text()
+    pool = merge(workerpool(), {"spec": {"pod": {"volumes": [{"name": "tmp", "emptyDir": {}}]},
+                                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}})
+    dep = next(o for o in operator_render(pool, tmp_path) if o["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    worker = next(c for c in pod["containers"] if c["command"][0] == f"{names.SHARED_BIN_DIR}/podsup")
+    assert {"name": "tmp", "mountPath": "/tmp"} in worker["volumeMounts"]
