@@ -396,3 +396,32 @@ def _reading(value):
 
     from podsup_operator.metrics_api.sources.queue import QueueReading
     return QueueReading(float(value), None, _t.time())
+
+
+# --- front-proxy settings change while serving ----------------------------------
+
+async def test_a_rotated_request_header_ca_and_allowed_names_are_adopted(api, pki, tmp_path):
+    from podsup_operator.metrics_api import certs
+    from podsup_operator.metrics_api.handlers import Runtime, refresh_request_header_once
+
+    new_ca = certs.new_ca("front-proxy-ca-2")
+    new_client = certs.issue(new_ca, "front-proxy-client-2", client=True)
+    new_client.write(tmp_path / "c.crt", tmp_path / "c.key")
+    api.pki.paths["new_proxy"] = (str(tmp_path / "c.crt"), str(tmp_path / "c.key"))
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await api.get(EXT, cert="new_proxy", headers=HPA_HEADERS)
+
+    class Kube:
+        def request_header_config(self):
+            return RequestHeaderConfig.from_configmap({
+                "requestheader-client-ca-file": new_ca.cert_pem.decode(),
+                "requestheader-allowed-names": '["front-proxy-client-2"]'})
+
+    old = api.api.authn.config
+    rt = Runtime(kube=Kube(), registry=api.queues, provider=api.provider, api=api.api, header_config=old)
+    assert await refresh_request_header_once(rt) is True
+    assert await refresh_request_header_once(rt) is False  # unchanged: nothing to do
+    status, body = await api.get(EXT, cert="new_proxy", headers=HPA_HEADERS)
+    assert status == 200 and body["kind"] == "APIResourceList"
+    status, body = await api.get(EXT, cert="front_proxy", headers=HPA_HEADERS)
+    assert_status(body, 401, "Unauthorized")  # its CN is no longer allowed

@@ -42,6 +42,9 @@ log = logging.getLogger("podsup_operator.metrics_api")
 WORKERPOOLS = (names.API_GROUP, names.API_VERSION, names.PLURAL)
 ENV_SERVICE = "PODSUP_METRICS_API_SERVICE"
 ENV_NAMESPACE = "POD_NAMESPACE"
+#: How often the front-proxy settings are re-read (the kube-apiserver rewrites
+#: the ConfigMap when its request-header CA rotates).
+REQUEST_HEADER_REFRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Runtime:
     provider: MetricsProvider
     api: MetricsAPI | None = None
     port: int | None = None
+    header_config: RequestHeaderConfig | None = None
+    refresher: asyncio.Task | None = None
 
 
 _runtime: Runtime | None = None
@@ -129,12 +134,37 @@ async def start_metrics_api(logger: Any, **_: Any) -> None:
     rt.api = MetricsAPI(Authenticator(header_config, rt.kube.review_token),
                         Authorizer(rt.kube.review_access), rt.provider)
     rt.port = await rt.api.start(SETTINGS.host, SETTINGS.port, ctx)
+    rt.header_config = header_config
+    rt.refresher = asyncio.create_task(_refresh_request_header(rt))
     logger.info(f"metrics API serving external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 "
                 f"on https://{SETTINGS.host}:{rt.port}")
 
 
+async def refresh_request_header_once(rt: Runtime) -> bool:
+    """Re-read kube-system/extension-apiserver-authentication; True if it changed."""
+    config = await asyncio.to_thread(rt.kube.request_header_config)
+    if config == rt.header_config:
+        return False
+    rt.api.update_request_header(config)
+    rt.header_config = config
+    log.info("metrics API: front-proxy settings changed (CA or allowed names): adopted")
+    return True
+
+
+async def _refresh_request_header(rt: Runtime) -> None:
+    while True:
+        await asyncio.sleep(REQUEST_HEADER_REFRESH_SECONDS)
+        try:
+            await refresh_request_header_once(rt)
+        except Exception as exc:  # noqa: BLE001 - keep the last good settings
+            log.warning("metrics API: re-reading extension-apiserver-authentication failed: %s", exc)
+
+
 async def stop_metrics_api(**_: Any) -> None:
     rt = _runtime
+    if rt is not None and rt.refresher is not None:
+        rt.refresher.cancel()
+        rt.refresher = None
     if rt is not None and rt.api is not None:
         await rt.api.stop()
         rt.api = None

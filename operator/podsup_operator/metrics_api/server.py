@@ -51,7 +51,19 @@ class MetricsAPI:
         self.authz = authorizer
         self.provider = provider
         self._runner: web.AppRunner | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.port: int | None = None
+
+    def update_request_header(self, config) -> None:
+        """Adopt a new front-proxy configuration (the kube-apiserver rewrote
+        extension-apiserver-authentication, e.g. after rotating its CA). New
+        CAs are trusted for new connections; a removed CA stays trusted until
+        the operator restarts (an SSLContext can add CAs, not drop them) —
+        but a removed allowed name is refused at once."""
+        if config.client_ca_pem and self._ssl is not None:
+            self._ssl.load_verify_locations(cadata=config.client_ca_pem)
+            self._ssl.verify_mode = ssl.CERT_OPTIONAL
+        self.authn.config = config
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -120,6 +132,7 @@ class MetricsAPI:
         """Listen; returns the bound port (``port=0`` picks a free one)."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
+        self._ssl = ssl_context
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, backlog=512)
         await site.start()
         self.port = self._runner.addresses[0][1]
