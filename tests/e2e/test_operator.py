@@ -118,32 +118,37 @@ def test_invalid_pool_is_refused_by_the_api_server(namespace):
 
 def test_pool_lifecycle(namespace, operator):
     image = apply_example("php-socket-server.yaml", namespace)["spec"]["image"]
-    pool = wait_for(lambda: get("workerpool", "php-echo", namespace), 30, "the WorkerPool")
+    pool = wait_for(lambda: get("workerpool", "php-echo", namespace), 30, interval=1, message="the WorkerPool")
     uid = pool["metadata"]["uid"]
     for kind in ("deployment", "service", "hpa", "pdb"):
-        wait_for(lambda: owned(get(kind, "php-echo", namespace), uid), 60, f"{kind} owned by the pool")
+        wait_for(lambda: owned(get(kind, "php-echo", namespace), uid), 60,
+            interval=1, message=f"{kind} owned by the pool")
     status = wait_for(lambda: (get("workerpool", "php-echo", namespace) or {}).get("status", {}).get("conditions")
-                      and get("workerpool", "php-echo", namespace)["status"], 60, "status conditions")
+                      and get("workerpool", "php-echo", namespace)["status"], 60,
+                          interval=1, message="status conditions")
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Progressing", "Degraded", "ScalingActive"}
     assert status["selector"] == f"{names.POOL_LABEL}=php-echo"
 
     # Drift: an edit to the pod template is put back; a deleted Deployment comes back.
     kubectl("set", "image", "deployment/php-echo", "worker=evil:1", "-n", namespace)
     wait_for(lambda: get("deployment", "php-echo", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
-             == image, 90, "the image edit to be reverted")
+             == image, 90, interval=1, message="the image edit to be reverted")
     kubectl("delete", "deployment", "php-echo", "-n", namespace, "--wait=true")
-    wait_for(lambda: owned(get("deployment", "php-echo", namespace), uid), 90, "the Deployment to be restored")
+    wait_for(lambda: owned(get("deployment", "php-echo", namespace), uid), 90,
+        interval=1, message="the Deployment to be restored")
 
     # Deleting the pool garbage-collects the children.
     kubectl("delete", "workerpool", "php-echo", "-n", namespace, "--wait=true")
-    wait_for(lambda: get("deployment", "php-echo", namespace) is None, 120, "garbage collection of the Deployment")
+    wait_for(lambda: get("deployment", "php-echo", namespace) is None, 120,
+        interval=1, message="garbage collection of the Deployment")
 
 
 def test_kubectl_scale_changes_the_deployment(namespace, operator):
     apply_example("python-queue-worker.yaml", namespace)
-    wait_for(lambda: get("deployment", "py-jobs", namespace), 60, "the Deployment")
+    wait_for(lambda: get("deployment", "py-jobs", namespace), 60, interval=1, message="the Deployment")
     kubectl("scale", "workerpool", "py-jobs", "--replicas", "3", "-n", namespace)
-    wait_for(lambda: get("deployment", "py-jobs", namespace)["spec"]["replicas"] == 3, 60, "3 replicas")
+    wait_for(lambda: get("deployment", "py-jobs", namespace)["spec"]["replicas"] == 3, 60,
+        interval=1, message="3 replicas")
     # Server-side apply: the operator is the field manager of the Deployment's spec.
     managers = {m["manager"] for m in get("deployment", "py-jobs", namespace)["metadata"]["managedFields"]
                 if m["operation"] == "Apply"}
