@@ -92,5 +92,19 @@ class ClusterApi:
             body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
         return self._request("PATCH", path, content_type=MERGE_CONTENT_TYPE, body=body) or {}
 
+    def list_pools(self, namespaces: list[str] | None = None) -> list[dict]:
+        """Every WorkerPool in ``namespaces`` (all namespaces when empty)."""
+        group_version = f"/apis/{names.API_GROUP}/{names.API_VERSION}"
+        paths = ([f"{group_version}/namespaces/{ns}/{names.PLURAL}" for ns in namespaces] if namespaces
+                 else [f"{group_version}/{names.PLURAL}"])
+        pools = []
+        for path in paths:
+            listing = self._request("GET", path) or {}
+            for item in listing.get("items") or []:
+                item.setdefault("apiVersion", f"{names.API_GROUP}/{names.API_VERSION}")
+                item.setdefault("kind", names.KIND)  # lists omit them per item
+                pools.append(item)
+        return pools
+
     def get_pool(self, namespace: str, name: str) -> dict | None:
         return self.get(f"{names.API_GROUP}/{names.API_VERSION}", names.KIND, namespace, name)

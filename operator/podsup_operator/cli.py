@@ -29,7 +29,7 @@ HANDLER_MODULES = [
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
     scope = run.add_mutually_exclusive_group()
     scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
-                       help="watch this namespace (repeatable; globs allowed as in kopf)")
+                       help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch all namespaces (the default when no --namespace is given)")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
@@ -107,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose,
                    log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL)
     config.CONFIG.operator_image = args.operator_image
+    config.CONFIG.namespaces = list(args.namespace)
     for module in HANDLER_MODULES:
         importlib.import_module(module)
     settings = kopf.OperatorSettings()

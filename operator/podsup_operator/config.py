@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from podsup import names
 
@@ -26,6 +26,8 @@ def default_operator_image() -> str:
 @dataclass
 class OperatorConfig:
     operator_image: str = DEFAULT_OPERATOR_IMAGE
+    #: Namespaces the operator serves; empty = all (used by the periodic resync).
+    namespaces: list[str] = field(default_factory=list)
 
 
 CONFIG = OperatorConfig(operator_image=default_operator_image())

@@ -1,14 +1,16 @@
 """kopf wiring: every trigger runs the same level-based reconcile.
 
 Handlers are thin and synchronous (kopf runs them in threads; the kubernetes
-client is blocking). WorkerPool create/update/resume and a periodic timer
-reconcile the pool itself; events of the pool's Deployment (status changes,
+client is blocking). WorkerPool create/update/resume and a periodic resync of
+all pools reconcile the pool itself; events of the pool's Deployment (status changes,
 deletion) reconcile its owner so status follows the rollout and a deleted
 Deployment comes back at once instead of at the next timer tick. A per-pool
 lock keeps two triggers of one pool from interleaving.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -88,9 +90,48 @@ def pool_changed(body: Any, reason: Any, logger: Any, **_: Any) -> None:
     run_reconcile(_plain(body), str(getattr(reason, "value", reason)), logger)
 
 
-@kopf.timer(*WORKERPOOLS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def pool_resync(body: Any, logger: Any, **_: Any) -> None:
-    run_reconcile(_plain(body), "resync", logger)
+def resync_all(logger: Any) -> int:
+    """Reconcile every WorkerPool in scope once; returns how many failed.
+    A failing pool is logged (and reported in its status and Events by the
+    reconcile) and does not stop the others."""
+    failed = 0
+    for pool in cluster_api().list_pools(CONFIG.namespaces):
+        try:
+            run_reconcile(pool, "resync", logger)
+        except Exception as exc:  # noqa: BLE001 - one bad pool never blocks the others
+            failed += 1
+            logger.warning(f"resync of {pool['metadata'].get('namespace')}/{pool['metadata']['name']} "
+                           f"failed: {exc}")
+    return failed
+
+
+async def _resync_loop(logger: Any) -> None:
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        try:
+            await asyncio.to_thread(resync_all, logger)
+        except Exception as exc:  # noqa: BLE001 - e.g. the list failed; try again next period
+            logger.warning(f"resync failed: {exc}")
+
+
+@kopf.on.startup()
+async def start_resync(memo: Any, logger: Any, **_: Any) -> None:
+    """Periodic level-based resync of all pools (drift of any child, status).
+
+    A loop of our own rather than ``kopf.timer``: kopf puts a finalizer on
+    every object with a timer, which would leave WorkerPools (and their
+    namespaces) stuck in deletion whenever the operator is not running.
+    """
+    memo["podsup_resync"] = asyncio.create_task(_resync_loop(logger))
+
+
+@kopf.on.cleanup()
+async def stop_resync(memo: Any, **_: Any) -> None:
+    task = memo.get("podsup_resync")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.POOL_LABEL: kopf.PRESENT})

@@ -104,6 +104,7 @@ async def test_create_applies_owned_children_and_writes_status(emulator: Any) ->
     assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded", "ScalingActive"}
     assert condition(pool, "ScalingActive")["reason"] == "AutoscalingDisabled"
     assert condition(pool, "Degraded")["status"] == "False"
+    assert not pool["metadata"].get("finalizers"), "a finalizer would block deletion while the operator is down"
 
 
 async def test_children_are_applied_server_side_and_status_patched_with_precondition(emulator: Any) -> None:
@@ -173,6 +174,21 @@ async def test_noop_resync_makes_zero_writes(emulator: Any) -> None:
         new_writes = writes(emulator)[before_writes:]
     assert after_reads >= before_reads + 3, "the resync timer did not run"
     assert new_writes == [], [f"{r.method.value} {r.url.path}" for r in new_writes]
+
+
+async def test_resync_restores_a_deleted_service_and_lists_only_served_namespaces(
+        emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config.CONFIG, "namespaces", [NS])
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await converged(emulator)
+        await delete(emulator, SVC, "pool")  # no Service watch: the periodic resync brings it back
+        await asyncio.sleep(config.RESYNC_SECONDS * 1.5)
+        assert raw(emulator, SVC) is not None
+    lists = [r.url.path for r in list(emulator) if r.method.value == "GET" and r.name is None
+             and r.resource == emulator.resource(WP) and "watch" not in r.params
+             and not r.headers.get("User-Agent", "").startswith("kopf")]  # ours, not kopf's own listing
+    assert lists and all(path == url(WP) for path in lists)
 
 
 async def test_scaling_the_pool_scales_the_deployment(emulator: Any) -> None:
