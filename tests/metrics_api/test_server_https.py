@@ -425,3 +425,45 @@ async def test_a_rotated_request_header_ca_and_allowed_names_are_adopted(api, pk
     assert status == 200 and body["kind"] == "APIResourceList"
     status, body = await api.get(EXT, cert="front_proxy", headers=HPA_HEADERS)
     assert_status(body, 401, "Unauthorized")  # its CN is no longer allowed
+
+
+# --- the contract with the HPAs the operator builds --------------------------------
+
+def _selector_query(selector: dict) -> str:
+    from urllib.parse import quote
+    return quote(",".join(f"{k}={v}" for k, v in sorted(selector["matchLabels"].items())), safe="")
+
+
+async def test_every_metric_of_a_built_hpa_is_answered(api, endpoints):
+    """The HPA the builders make for a pool, asked the way the HPA controller
+    asks (External: the metric's selector; Pods: the Deployment's selector),
+    gets values — names, selector label and pod labels agree end to end."""
+    from podsup_operator.builders.deployment import build_deployment
+    from podsup_operator.builders.hpa import build_hpa
+
+    pool = {"apiVersion": f"{names.API_GROUP}/{names.API_VERSION}", "kind": names.KIND,
+            "metadata": {"name": "orders", "namespace": NS, "uid": "u1"},
+            "spec": {"image": "x", "command": ["w"],
+                     "queue": {"type": "redis", "name": "jobs", "url": "redis://r:6379/0"},
+                     "autoscaling": {"enabled": True, "minReplicas": 0, "maxReplicas": 5,
+                                     "targets": {"queueDepthPerReplica": 10, "requestsPerSecondPerReplica": 5,
+                                                 "busyWorkersPercent": 70}}}}
+    hpa, dep = build_hpa(pool), build_deployment(pool, "op:test")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    e = endpoints(3, 0.5)
+    api.pods.pods = [pod("orders-1", NS, pod_labels, e.port)]
+    api.queues.put(NS, "orders", _reading(12), 5)
+    asked = 0
+    for metric in hpa["spec"]["metrics"]:
+        if metric["type"] == "External":
+            m = metric["external"]["metric"]
+            path = f"{EXT}/namespaces/{NS}/{m['name']}?labelSelector={_selector_query(m['selector'])}"
+        elif metric["type"] == "Pods":
+            path = (f"{CUS}/namespaces/{NS}/pods/%2A/{metric['pods']['metric']['name']}"
+                    f"?labelSelector={_selector_query(dep['spec']['selector'])}")
+        else:
+            continue
+        status, body = await api.get(path, headers=HPA_HEADERS)
+        assert status == 200 and len(body["items"]) == 1, (path, body)
+        asked += 1
+    assert asked == 3
