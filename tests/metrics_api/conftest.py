@@ -1,15 +1,20 @@
 """Fixtures for the metrics API tests: certificates generated with
-cryptography, and a real redis-server per test (tests/integration/servers.py's
-RedisServer: free loopback port, waits for PING, never a fixed sleep)."""
+cryptography, kmock set up as the cluster (kubeconfig, WorkerPool resource,
+SubjectAccessReviews answered), and a real redis-server per test
+(tests/integration/servers.py's RedisServer: free loopback port, waits for
+PING, never a fixed sleep)."""
 from __future__ import annotations
 
+import kubernetes
 import pytest
 
-from podsup_operator.metrics_api import certs
-
+from podsup import names
+from podsup_operator.metrics_api import certs, handlers
 from tests.integration.servers import RedisServer
 
-from .helpers import FRONT_PROXY_CN, PKI
+from podsup_operator.metrics_api.server import tls_context
+
+from .helpers import FRONT_PROXY_CN, PKI, Harness
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +42,41 @@ def redis_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def emulator(kmock, tmp_path, monkeypatch):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"""
+apiVersion: v1
+kind: Config
+clusters: [{{name: kmock, cluster: {{server: "{kmock.url}"}}}}]
+users: [{{name: kmock, user: {{token: test}}}}]
+contexts: [{{name: kmock, context: {{cluster: kmock, user: kmock}}}}]
+current-context: kmock
+""")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    kmock.resources.load_bundled()
+    kmock.resources[f"{names.API_GROUP}/{names.API_VERSION}/{names.PLURAL}"] = kmock.ResourceInfo(
+        kind=names.KIND, namespaced=True, subresources={"status", "scale"},
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"})
+    # The SubjectAccessReview seam's real call, answered by the emulator: the
+    # front proxy's user may read metrics.
+    kmock["post /apis/authorization.k8s.io/v1/subjectaccessreviews"] << (
+        lambda req: {**req.data, "status": {"allowed": req.data["spec"]["user"] == "system:hpa"}})
+    handlers.reset()
+    yield kmock
+    handlers.reset()
+
+
+@pytest.fixture
+async def api(pki):
+    h = Harness(pki, 0)
+    ctx = tls_context(*pki.paths["serving"], client_ca_pem=pki.front_proxy_ca.cert_pem.decode())
+    h.port = await h.api.start("127.0.0.1", 0, ctx)
+    try:
+        yield h
+    finally:
+        await h.api.stop()

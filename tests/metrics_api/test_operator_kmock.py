@@ -14,74 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from typing import Any
 
 import aiohttp
-import kmock as kmock_lib
 import kopf
-import kubernetes
 import pytest
 
 from podsup import names
 from podsup_operator.metrics_api import handlers
 
-from .helpers import FRONT_PROXY_CN
+from .helpers import FRONT_PROXY_CN, ReviewingEmulator, post, url
+
+pytestmark = pytest.mark.kmock(cls=ReviewingEmulator)
 
 WP = f"{names.API_GROUP}/{names.API_VERSION}/{names.PLURAL}"
 DEP = "apps/v1/deployments"
 NS = "shop"
-
-
-def url(resource: str, name: str | None = None, ns: str = NS) -> str:
-    group_version, plural = resource.rsplit("/", 1)
-    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-    return f"{base}/namespaces/{ns}/{plural}" + (f"/{name}" if name else "")
-
-
-class ReviewingEmulator(kmock_lib.KubernetesEmulator):
-    """kmock, minus storing access reviews: a real API server never stores a
-    SubjectAccessReview (they have no name), kmock would answer the second
-    one with 409."""
-
-    async def _handle(self, request: Any) -> Any:
-        if request.resource is not None and request.resource.plural == "subjectaccessreviews":
-            return await super(kmock_lib.KubernetesEmulator, self)._handle(request)
-        return await super()._handle(request)
-
-
-pytestmark = pytest.mark.kmock(cls=ReviewingEmulator)
-
-
-@pytest.fixture
-def emulator(kmock, tmp_path, monkeypatch):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(f"""
-apiVersion: v1
-kind: Config
-clusters: [{{name: kmock, cluster: {{server: "{kmock.url}"}}}}]
-users: [{{name: kmock, user: {{token: test}}}}]
-contexts: [{{name: kmock, context: {{cluster: kmock, user: kmock}}}}]
-current-context: kmock
-""")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
-    kmock.resources.load_bundled()
-    kmock.resources[WP] = kmock.ResourceInfo(
-        kind=names.KIND, namespaced=True, subresources={"status", "scale"},
-        verbs={"get", "list", "watch", "create", "update", "patch", "delete"})
-    # The SubjectAccessReview seam's real call, answered by the emulator: the
-    # front proxy's user may read metrics.
-    kmock["post /apis/authorization.k8s.io/v1/subjectaccessreviews"] << (
-        lambda req: {**req.data, "status": {"allowed": req.data["spec"]["user"] == "system:hpa"}})
-    handlers.reset()
-    yield kmock
-    handlers.reset()
-
-
-async def post(kmock, path: str, body: dict) -> None:
-    async with kmock.post(path, json=body) as resp:
-        assert resp.status < 300, await resp.text()
 
 
 async def wait_until(predicate, what: str, timeout: float = 30.0):

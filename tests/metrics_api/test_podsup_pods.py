@@ -13,14 +13,13 @@ from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import sample
 from tests.waiting import wait_for
 
-from .helpers import pod
-from .test_server_https import CUS, HPA_HEADERS, NS, api  # noqa: F401 - the api fixture
+from .helpers import CUS, HPA_HEADERS, NS, pod
 
 LABELS = {names.POOL_LABEL: "jobs"}
 SELECTOR = f"{names.POOL_LABEL}%3Djobs"
 
 
-async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):  # noqa: F811
+async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):
     # busy: every job lasts an hour, so both workers stay busy (ratio 1);
     # idle: workers that never report (ratio 0); work: short jobs (rate > 0).
     busy = PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],

@@ -5,71 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ssl
 
 import aiohttp
 import pytest
-import yarl
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from podsup import names
-from podsup_operator.metrics_api.auth import Authenticator, RequestHeaderConfig, User
-from podsup_operator.metrics_api.authz import Authorizer
-from podsup_operator.metrics_api.provider import MetricsProvider
-from podsup_operator.metrics_api.server import MetricsAPI, tls_context
-from podsup_operator.metrics_api.sources.pods import PodScraper
-from podsup_operator.metrics_api.sources.queue import QueueProbe, QueueRegistry, broker_url
+from podsup_operator.metrics_api.auth import RequestHeaderConfig
+from podsup_operator.metrics_api.sources.queue import QueueProbe, broker_url
 
-from .helpers import (FRONT_PROXY_CN, HPA_USER, FakeAccessReview, FakePods, FakeTokenReview, free_port,
-                       pod)
-
-NS = "shop"
-EXT = "/apis/external.metrics.k8s.io/v1beta1"
-CUS = "/apis/custom.metrics.k8s.io/v1beta2"
-HPA_HEADERS = {"X-Remote-User": HPA_USER}
-
-
-class Harness:
-    def __init__(self, pki, port):
-        self.pki = pki
-        self.port = port
-        self.tokens = FakeTokenReview({
-            "hpa-token": User(HPA_USER, ("system:serviceaccounts", "system:authenticated")),
-            "bob-token": User("bob", ("system:authenticated",)),
-        })
-        self.sar = FakeAccessReview()
-        self.sar.resource_rules[HPA_USER] = {("external.metrics.k8s.io", "list"),
-                                             ("custom.metrics.k8s.io", "get")}
-        self.pods = FakePods()
-        self.queues = QueueRegistry()
-        self.provider = MetricsProvider(self.queues, self.pods, PodScraper(timeout=1.0, ttl=0.0))
-        config = RequestHeaderConfig(client_ca_pem=pki.front_proxy_ca.cert_pem.decode(),
-                                     allowed_names=(FRONT_PROXY_CN,))
-        self.api = MetricsAPI(Authenticator(config, self.tokens), Authorizer(self.sar), self.provider)
-
-    def client_ctx(self, cert: str | None = "front_proxy") -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=self.pki.serving_ca.cert_pem.decode())
-        if cert:
-            ctx.load_cert_chain(*self.pki.paths[cert])
-        return ctx
-
-    async def get(self, path: str, cert: str | None = "front_proxy", headers: dict | None = None,
-                  method: str = "GET") -> tuple[int, dict]:
-        url = yarl.URL(f"https://127.0.0.1:{self.port}{path}", encoded=True)
-        async with aiohttp.ClientSession() as s:
-            async with s.request(method, url, ssl=self.client_ctx(cert), headers=headers or {}) as r:
-                return r.status, await r.json(content_type=None)
-
-
-@pytest.fixture
-async def api(pki):
-    h = Harness(pki, 0)
-    ctx = tls_context(*pki.paths["serving"], client_ca_pem=pki.front_proxy_ca.cert_pem.decode())
-    h.port = await h.api.start("127.0.0.1", 0, ctx)
-    try:
-        yield h
-    finally:
-        await h.api.stop()
+from .helpers import CUS, EXT, HPA_HEADERS, HPA_USER, NS, free_port, pod
 
 
 def assert_status(body: dict, code: int, reason: str):
