@@ -21,6 +21,7 @@ import pytest
 
 from podsup import names
 from podsup_operator.metrics_api import handlers
+from podsup_operator.metrics_api.kube import SCALE_FIELD_MANAGER
 
 from .helpers import FRONT_PROXY_CN, ReviewingEmulator, post, url
 
@@ -112,7 +113,9 @@ async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulat
         # Idle for the cooldown → scaled to 0 through the scale subresource.
         await wait_until(lambda: (stored(kmock, DEP, "orders") or {}).get("spec", {}).get("replicas") == 0,
                          "the Deployment scaled to 0")
-        assert any(r.subresource == "scale" and r.method.value == "PATCH" for r in kmock[kmock.resource(DEP)])
+        (scale,) = [r for r in kmock[kmock.resource(DEP)] if r.subresource == "scale" and r.method.value == "PATCH"]
+        assert scale.data == {"spec": {"replicas": 0}}
+        assert scale.params.get("fieldManager") == SCALE_FIELD_MANAGER
         await wait_until(lambda: (condition(stored(kmock, WP, "orders"), "ScaledToZero") or {}).get("status")
                          == "True", "ScaledToZero=True")
         pool = stored(kmock, WP, "orders")

@@ -20,6 +20,8 @@ from .auth import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, RequestHeaderConfig, User
 from .authz import Decision
 
 TIMEOUT = 10.0
+#: Field manager of the scale-to-zero replica writes (the reconcile's applies use names.FIELD_MANAGER).
+SCALE_FIELD_MANAGER = f"{names.FIELD_MANAGER}-scale-to-zero"
 
 
 def api_client() -> Any:
@@ -111,7 +113,10 @@ class Kube:
         return int((scale.get("spec") or {}).get("replicas") or 0)
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        """0 <-> 1 through the scale subresource, under a field manager of its
+        own, so ``kubectl get deploy -o yaml`` shows who set replicas."""
         self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}},
+                                                    field_manager=SCALE_FIELD_MANAGER,
                                                     _content_type="application/merge-patch+json",
                                                     _preload_content=False, _request_timeout=TIMEOUT)
 
