@@ -10,7 +10,7 @@ import pytest
 
 from podsup import names
 from podsup_operator.metrics_api import certs, handlers
-from tests.integration.servers import RedisServer
+from tests.integration.servers import RabbitMQServer, RedisServer
 
 from podsup_operator.metrics_api.server import tls_context
 
@@ -80,3 +80,20 @@ async def api(pki):
         yield h
     finally:
         await h.api.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory):
+    """A real rabbitmq-server (slow to start: one per session)."""
+    server = RabbitMQServer(str(tmp_path_factory.mktemp("rabbitmq")))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.stop()
+        if "not installed" in str(exc):
+            pytest.skip(f"{exc} (Debian package rabbitmq-server)")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

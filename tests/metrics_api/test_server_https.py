@@ -181,6 +181,30 @@ async def test_queue_depth_comes_from_the_real_broker(api, redis_server):
         probe.close()
 
 
+async def test_queue_depth_of_a_rabbitmq_queue_from_a_secret_held_url(api, rabbitmq_server):
+    conn = rabbitmq_server.connection()
+    try:
+        channel = conn.channel()
+        channel.queue_declare(queue="reports-e2e")
+        for i in range(4):
+            channel.basic_publish(exchange="", routing_key="reports-e2e", body=f"r{i}".encode())
+        queue = {"type": "amqp", "name": "reports-e2e", "urlSecretRef": {"name": "rabbit", "key": "url"}}
+        probe = QueueProbe(broker_url(queue, f"{rabbitmq_server.url}?queue=reports-e2e"))
+        try:
+            reading = await asyncio.to_thread(probe.read)
+            assert reading.ok, reading.error
+            assert ":guest@" not in probe.target.display  # the password is never shown
+            api.queues.put(NS, "reports", reading, 5)
+            status, body = await api.get(f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}"
+                                         "?labelSelector=workerpool%3Dreports", headers=HPA_HEADERS)
+            assert status == 200 and body["items"][0]["value"] == "4", body
+        finally:
+            probe.close()
+        channel.queue_delete(queue="reports-e2e")
+    finally:
+        conn.close()
+
+
 async def test_external_selector_errors_are_4xx_with_a_reason(api):
     api.queues.put(NS, "orders", _reading(3), 5)
     base = f"{EXT}/namespaces/{NS}/{names.METRIC_QUEUE_DEPTH}"
