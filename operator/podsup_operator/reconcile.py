@@ -12,7 +12,9 @@ desired state while the HPA owns it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable
 
 from .apply import ClusterApi
@@ -41,25 +43,46 @@ class Outcome:
         return len(self.applied) + len(self.deleted) + (1 if self.status_patch else 0)
 
 
-def _scalar_equal(desired: Any, live: Any) -> bool:
+#: Keys whose values (or whose map's values) are resource.Quantity: the API
+#: server returns them in canonical form ("0.5" → "500m", 1 → "1").
+QUANTITY_KEYS = {"limits", "requests", "averageValue"}
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:[eE]([+-]?[0-9]+))?"
+                       r"(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+           "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """The numeric value of a Kubernetes quantity, or None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return None
+    number, exponent, suffix = match.groups()
+    return Decimal(number) * (Decimal(10) ** int(exponent or 0)) * _SUFFIX[suffix]
+
+
+def _scalar_equal(desired: Any, live: Any, quantity: bool) -> bool:
     if desired == live:
         return True
-    # The API server returns quantities as strings ("1" for cpu: 1).
-    if isinstance(desired, (int, float)) and not isinstance(desired, bool) and isinstance(live, str):
-        return str(desired) == live
+    if quantity:
+        a, b = parse_quantity(desired), parse_quantity(live)
+        return a is not None and a == b
     return False
 
 
-def is_subset(desired: Any, live: Any) -> bool:
+def is_subset(desired: Any, live: Any, quantity: bool = False) -> bool:
     """True when ``live`` holds every field of ``desired`` with the same value
     (server defaults and fields of other managers may add more; lists must
-    match item by item)."""
+    match item by item; quantities compare by value)."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in desired.items())
+        return isinstance(live, dict) and all(
+            k in live and is_subset(v, live[k], quantity or k in QUANTITY_KEYS) for k, v in desired.items())
     if isinstance(desired, list):
         return (isinstance(live, list) and len(desired) == len(live)
                 and all(is_subset(d, x) for d, x in zip(desired, live)))
-    return _scalar_equal(desired, live)
+    return _scalar_equal(desired, live, quantity)
 
 
 def controlled_by(obj: dict, pool: dict) -> bool:

@@ -159,6 +159,21 @@ def test_persistent_status_conflict_is_raised_for_retry():
         reconcile(make_pool({}), api, IMAGE)
 
 
+@pytest.mark.parametrize("text,value", [("500m", "0.5"), ("1Gi", "1073741824"), ("2k", "2000"), ("1e3", "1000"),
+                                        (".5", "0.5"), (3, "3")])
+def test_parse_quantity(text, value):
+    from decimal import Decimal
+
+    from podsup_operator.reconcile import parse_quantity
+    assert parse_quantity(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "1.0.0", "5X", True, None, ""])
+def test_parse_quantity_rejects_non_quantities(text):
+    from podsup_operator.reconcile import parse_quantity
+    assert parse_quantity(text) is None
+
+
 def test_describe_error_uses_the_api_message():
     class Fake(Exception):
         status = 422
@@ -171,7 +186,12 @@ def test_describe_error_uses_the_api_message():
     ({"a": 1}, {"a": 2}, False),
     ({"a": {"b": [1, {"c": 2}]}}, {"a": {"b": [1, {"c": 2, "d": 3}]}}, True),
     ({"l": [1, 2]}, {"l": [1, 2, 3]}, False),
-    ({"cpu": 1}, {"cpu": "1"}, True),
+    ({"requests": {"cpu": 1}}, {"requests": {"cpu": "1"}}, True),
+    ({"requests": {"cpu": "0.5", "memory": "1Gi"}}, {"requests": {"cpu": "500m", "memory": "1073741824"}}, True),
+    ({"limits": {"cpu": "1.5"}}, {"limits": {"cpu": "1"}}, False),
+    ({"target": {"averageValue": "0.7"}}, {"target": {"averageValue": "700m"}}, True),
+    ({"image": "1.0"}, {"image": "1"}, False),  # not a quantity field: compared as written
+    ({"cpu": 1}, {"cpu": "1"}, False),
     ({"x": True}, {"x": "True"}, False),
     ({"missing": None}, {}, False),
 ])
