@@ -170,6 +170,8 @@ def _program(rule: str) -> Any:
 
 
 def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
+    """Rule failures as the API server words them (a root-level rule's path
+    prints as <nil>)."""
     import celpy
 
     for path, rule, message in cel_rules(schema):
@@ -178,11 +180,11 @@ def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
             try:
                 ok = program.evaluate({"self": celpy.json_to_cel(value)})
             except celpy.CELEvalError as exc:  # a rule that cannot evaluate is a refusal too
-                errors.append(f"{concrete_path or '<root>'}: Invalid value: {_show(value)}: "
+                errors.append(f"{concrete_path or '<nil>'}: Invalid value: {_show(value)}: "
                               f"rule {rule!r} could not be evaluated: {exc.args[0]}")
                 continue
             if isinstance(ok, Exception) or not bool(ok):
-                errors.append(f"{concrete_path or '<root>'}: Invalid value: {_show(value)}: {message}")
+                errors.append(f"{concrete_path or '<nil>'}: Invalid value: {_show(value)}: {message}")
 
 
 def _resolve(obj: Any, path: str) -> list[tuple[str, Any]]:

@@ -176,8 +176,9 @@ def test_cel_refuses_invalid_specs_with_its_message(spec, message):
 
 @pytest.mark.parametrize("name", ["1pool", "pool.with.dots", "x" * 64])
 def test_pool_name_must_be_a_dns_label(name):
-    with pytest.raises(InvalidWorkerPool, match="metadata.name must be a DNS-1035 label"):
+    with pytest.raises(InvalidWorkerPool) as info:
         validate_workerpool(make_pool({}, name=name, defaults=False))
+    assert info.value.errors[0].startswith('<nil>: Invalid value: "object": metadata.name must be a DNS-1035 label')
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
