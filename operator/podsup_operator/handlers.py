@@ -2,10 +2,11 @@
 
 Handlers are thin and synchronous (kopf runs them in threads; the kubernetes
 client is blocking). WorkerPool create/update/resume and a periodic resync of
-all pools reconcile the pool itself; events of the pool's Deployment (status changes,
-deletion) reconcile its owner so status follows the rollout and a deleted
-Deployment comes back at once instead of at the next timer tick. A per-pool
-lock keeps two triggers of one pool from interleaving.
+all pools reconcile the pool itself; events of the pool's Deployment (status
+changes, deletion) reconcile its owner so status follows the rollout and a
+deleted Deployment comes back at once instead of at the next resync. A
+per-pool lock keeps two triggers of one pool from interleaving (a stale body
+is harmless: status writes carry a resourceVersion precondition).
 """
 from __future__ import annotations
 
@@ -64,10 +65,8 @@ def run_reconcile(pool: dict, trigger: str, logger: Any) -> Outcome:
 
     with metrics.observe(trigger), _lock_for(pool["metadata"].get("uid", "")):
         outcome = reconcile(pool, cluster_api(), CONFIG.operator_image, emit=emit)
-    for kind in outcome.applied:
-        metrics.WRITES.labels(op="apply").inc()
-    for kind in outcome.deleted:
-        metrics.WRITES.labels(op="delete").inc()
+    metrics.WRITES.labels(op="apply").inc(len(outcome.applied))
+    metrics.WRITES.labels(op="delete").inc(len(outcome.deleted))
     if outcome.status_patch:
         metrics.WRITES.labels(op="status").inc()
     if outcome.writes:
