@@ -8,7 +8,7 @@ What the operator uses is found from the code itself, not written down here:
     kopf's settings say whether it posts Events and scans CRDs;
   * the reconcile and handlers, run over every example WorkerPool against a
     recording stand-in for ClusterApi (the operator's own seam to the API):
-    every get/apply/delete/patch_status/get_pool call it makes.
+    every get/apply/delete/patch_status/get_pool/list_pools call it makes.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ CRD_RULE = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 # ClusterApi method -> RBAC verbs (server-side apply creates when missing, so
 # it needs create as well as patch).
-VERBS = {"get": {"get"}, "get_pool": {"get"}, "apply": {"create", "patch"},
+VERBS = {"get": {"get"}, "get_pool": {"get"}, "list_pools": {"list"}, "apply": {"create", "patch"},
          "delete": {"delete"}, "patch_status": {"patch"}}
 
 
@@ -70,6 +70,10 @@ class RecordingApi:
         self.calls.add(("patch_status", pool["apiVersion"], pool["kind"], "status"))
         return {"status": status}
 
+    def list_pools(self, namespaces=None):
+        self.calls.add(("list_pools", f"{names.API_GROUP}/{names.API_VERSION}", names.KIND, None))
+        return [copy.deepcopy(self.pool)]
+
     def get_pool(self, namespace, name):
         self.calls.add(("get", f"{names.API_GROUP}/{names.API_VERSION}", names.KIND, None))
         gone = copy.deepcopy(self.pool)
@@ -104,6 +108,11 @@ def api_permissions(monkeypatch) -> set[tuple[str, str, str]]:
         deployment = api._live("apps/v1", "Deployment", pool["metadata"]["namespace"], pool["metadata"]["name"])
         deployment["metadata"]["ownerReferences"][0]["kind"] = names.KIND
         handlers.deployment_event(event={"type": "MODIFIED"}, body=deployment, logger=logging.getLogger("t"))
+        # The periodic resync lists the pools in scope (and reconciles each,
+        # which the reconcile call above already covers).
+        resynced = []
+        monkeypatch.setattr(handlers, "run_reconcile", lambda pool, trigger, logger: resynced.append(pool))
+        assert handlers.resync_all(logging.getLogger("t")) == 0 and len(resynced) == 1
         calls |= api.calls
     perms = set()
     for method, api_version, kind, sub in calls:
