@@ -17,7 +17,6 @@ type, labels and help in README "Metrics".
 """
 from __future__ import annotations
 
-import collections
 import math
 import threading
 import time
@@ -28,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from podsup import names
+from podsup.reports import RollingRate  # the one rolling rate (also each worker's QPS)
 from podsup.snapshot import PoolSnapshot
 from podsup.states import WorkerState
 
@@ -40,41 +40,6 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 RESTART_REASONS = ("exit", "signal", "rss", "requests", "lifetime", "heartbeat", "timeout", "reload")
 
 P = names.METRIC_PREFIX
-
-
-class RollingRate:
-    """Events per second over the last ``window`` seconds (pure: time is passed in).
-
-    Events are kept in one-second buckets, so memory is bounded by the window
-    whatever the report rate. Until a whole window has passed since
-    ``start`` the rate divides by the time elapsed (at least one second), so a
-    freshly started pod does not under-report by the missing history.
-    """
-
-    def __init__(self, window: float = RATE_WINDOW, start: float | None = None):
-        if window <= 0:
-            raise ValueError("window must be > 0")
-        self.window = window
-        self.start = time.monotonic() if start is None else start
-        self._buckets: collections.deque[list[float]] = collections.deque()  # [second, count]
-
-    def add(self, now: float, count: float = 1.0) -> None:
-        second = math.floor(now)
-        if self._buckets and self._buckets[-1][0] == second:
-            self._buckets[-1][1] += count
-        else:
-            self._buckets.append([second, count])
-        self._expire(now)
-
-    def _expire(self, now: float) -> None:
-        horizon = now - self.window
-        while self._buckets and self._buckets[0][0] < horizon:
-            self._buckets.popleft()
-
-    def rate(self, now: float) -> float:
-        self._expire(now)
-        span = min(self.window, max(1.0, now - self.start))
-        return sum(count for _, count in self._buckets) / span
 
 
 def busy_ratio(snapshot: PoolSnapshot) -> float:
