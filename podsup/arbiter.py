@@ -39,8 +39,6 @@ from podsup.system import ExitStatus, System
 PR_SET_CHILD_SUBREAPER = 36
 #: Loop wake-up period when no timer is due (extensions' tick, crash window).
 TICK = 1.0
-#: A loop that has not iterated for this long is reported unhealthy.
-LOOP_STALL = 10.0
 
 EXIT_OK = 0
 EXIT_KILLED = 1
@@ -198,10 +196,10 @@ class Arbiter:
                 ))
             raw.sort(key=lambda r: (r["id"], r["started_at"] or 0.0))
             running = sum(1 for w in self.workers.values() if w.state.running)
-            ready = (not self.draining and not self.stopping and self.exit_code is None
-                     and running >= self.config.ready_needed(self.desired))
-            healthy = (not self.crash_loop and self.exit_code is None
-                       and now - self.last_loop < LOOP_STALL)
+            # the one definition of ready/healthy, shared with /readyz and /healthz
+            from podsup.http import HealthView, liveness, readiness
+            ready = readiness(HealthView.of_arbiter(self), self.config.ready_needed(self.desired), False)[0]
+            healthy = liveness(now - self.last_loop, self.crash_loop)[0] and self.exit_code is None
             pool = dict(
                 version=podsup.__version__, started_at=self.started_wall, uptime=now - self.started,
                 state=self.pool_state, desired=self.desired, running=running, ready=ready,

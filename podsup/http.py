@@ -6,8 +6,13 @@ over a :class:`HealthState` that the master loop refreshes on every tick. So:
 * /healthz fails when the loop is stuck — its last tick is older than
   ``stale_after`` — without ever waiting on the loop, and in a crash storm;
 * /readyz fails at once when a drain is requested (the control socket flips
-  :meth:`HealthState.set_draining` before the loop even sees the command),
-  when fewer than --min-ready workers are up, and in a crash storm.
+  :meth:`HealthState.set_draining` before the loop even sees the command;
+  SIGTERM sets the loop's ``draining`` flag, which /readyz reads live),
+  when fewer than --min-ready workers are up (idle or busy: a worker still
+  starting takes no traffic yet), and in a crash storm.
+
+:func:`readiness` and :func:`liveness` are the one definition: the master
+loop's ``PoolSnapshot.ready``/``healthy`` (``podsup status``) use them too.
 
 /metrics is prometheus-client's own handler over podsup's registry.
 The server is a ThreadingHTTPServer in a daemon thread: scrapes never run in
@@ -64,9 +69,10 @@ class HealthView:
 
     @classmethod
     def of_arbiter(cls, arbiter: Any) -> "HealthView":
-        """Read in the loop thread at each tick: a full ``snapshot()`` measures
-        every worker with psutil, far too costly once a second in the loop.
-        Falls back to the snapshot if the arbiter's fields are not there."""
+        """Read in the loop thread at each tick, and by /readyz live from an
+        HTTP thread (flag reads and one copy of the worker table, no lock): a
+        full ``snapshot()`` measures every worker with psutil, far too costly
+        for that. Falls back to the snapshot if the arbiter's fields are not there."""
         try:
             workers = list(arbiter.workers.values())
             return cls(desired=int(arbiter.desired),
@@ -106,6 +112,10 @@ class HealthState:
         self._last_tick: float | None = None
         self._view: HealthView | None = None
         self._draining = False
+        #: the loop's state read live for /readyz (set by HttpExtension.attach):
+        #: readiness must go off the moment SIGTERM is dispatched, not at the
+        #: next tick. A few attribute reads, no lock, so it never waits on the loop.
+        self.live: Callable[[], HealthView] | None = None
 
     def mark_tick(self, view: HealthView | PoolSnapshot) -> None:
         if isinstance(view, PoolSnapshot):
@@ -132,6 +142,11 @@ class HealthState:
     def readyz(self) -> tuple[bool, str]:
         with self._lock:
             view, draining = self._view, self._draining
+        if self.live is not None and view is not None:
+            try:
+                view = self.live()
+            except Exception:  # noqa: BLE001 - e.g. the table changed mid-read: use the tick's view
+                pass
         return readiness(view, self.needed(view.desired) if view else 0, draining)
 
 
@@ -216,6 +231,7 @@ class HttpExtension(Extension):
     def attach(self, arbiter: Any) -> None:
         self.arbiter = arbiter
         self.health.mark_tick(HealthView.of_arbiter(arbiter))
+        self.health.live = lambda: HealthView.of_arbiter(arbiter)
         self.server.start()
 
     def tick(self, now: float) -> None:

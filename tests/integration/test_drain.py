@@ -105,3 +105,21 @@ def test_min_ready_and_crash_loop_in_health():
     with PodsupProcess(["run", "--workers", "3", "--min-ready", "2", "--", PY, worker("metrics_worker")]) as p:
         ready(p)
         assert http_get(p.http_port, "/healthz") == (200, "ok\n")
+
+
+def test_status_and_readyz_agree_and_sigterm_turns_readiness_off_at_once():
+    # a worker that never reports is "starting" for the start-up period
+    with PodsupProcess(["run", "--workers", "2", "--drain-delay", "30", "--", PY, worker("sleeper")]) as p:
+        first = wait_for(lambda: (lambda st: st if st["workers"] and all(w["pid"] for w in st["workers"]) else None)(
+            status_json(p.control_path)), timeout=30, message="status answers with both workers spawned")
+        if any(w["state"] == "starting" for w in first["workers"]):
+            # status said "not ready" while a worker was starting, so /readyz must not say ready yet
+            assert first["ready"] is False
+        ready(p)
+        assert status_json(p.control_path)["ready"] is True
+        p.signal(signal.SIGTERM)
+        wait_for(lambda: status_json(p.control_path)["state"] == "draining", timeout=30,
+                 message="draining after SIGTERM")
+        # the loop has taken the SIGTERM: readiness is off now, not at the next tick
+        assert http_get(p.http_port, "/readyz") == (503, "draining\n")
+        assert status_json(p.control_path)["ready"] is False

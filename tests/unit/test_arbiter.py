@@ -421,6 +421,8 @@ def test_reload_replaces_one_slot_at_a_time_and_never_dips_below_n(pools):
 
 def test_snapshot_readiness_follows_min_ready(pools):
     pool = pools(workers=3, min_ready=2)
+    assert not pool.arb.snapshot().ready  # still starting: no traffic yet (as /readyz says)
+    pool.advance(1.0)                     # the start-up period passed
     assert pool.arb.snapshot().ready
     pool.fake.exit(pool.pid(0), code=1)
     pool.fake.exit(pool.pid(1), code=1)

@@ -126,3 +126,18 @@ def test_a_server_never_started_closes_at_once():
     registry, _ = metrics.build_registry(lambda: snap([]))
     server = HttpServer(("127.0.0.1", 0), registry, HealthState())
     server.close()  # must not wait for a serve loop that never ran
+
+
+def test_readyz_reads_the_loop_live_not_the_last_tick():
+    health = HealthState(needed=lambda desired: desired)
+    health.mark_tick(snap([WorkerState.IDLE, WorkerState.BUSY]))
+    live = {"view": HealthView(desired=2, up=2, draining=False, crash_loop=False)}
+    health.live = lambda: live["view"]
+    assert health.readyz()[0] is True
+    live["view"] = HealthView(desired=2, up=2, draining=True, crash_loop=False)  # SIGTERM, no tick since
+    assert health.readyz() == (False, "draining")
+
+    def torn():
+        raise RuntimeError("dictionary changed size during iteration")
+    health.live = torn  # a torn read falls back to the tick's view
+    assert health.readyz()[0] is True
