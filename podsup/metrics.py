@@ -215,8 +215,8 @@ def build_registry(snapshot: Callable[[], PoolSnapshot], queues: Callable[[], Ma
     stats = ReportStats(registry, window=window)
     registry.register(PoolCollector(snapshot, stats.requests_per_second, queues, probe_errors))
     if multiproc_dir is not None:
-        from prometheus_client import multiprocess
-        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        from podsup.multiproc import WorkersCollector
+        registry.register(WorkersCollector(multiproc_dir))
     return registry, stats
 
 

@@ -8,72 +8,95 @@ directory at start, hands it to every worker in its environment, marks each
 worker dead when it exits, and /metrics merges the directory with
 MultiProcessCollector. Counters of dead workers stay in the directory, so
 counts survive respawns.
+
+Which directory: by default a private one (podsup.rundir: removed at exit,
+swept at the next start if podsup was SIGKILLed). A ``PROMETHEUS_MULTIPROC_DIR``
+already set in podsup's environment is respected, as gunicorn users expect
+(e.g. a memory-backed emptyDir): podsup creates it if missing, removes its
+``*.db`` files at start (stale counts would be merged in) and keeps the
+directory at exit; a path that is not a writable directory stops
+``podsup run`` with one line.
+
+With that variable set, prometheus-client also puts podsup's *own* counters
+in multiprocess mode, into the same directory; the merge skips podsup's own
+files (:class:`WorkersCollector`), so no family is exported twice.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
-import tempfile
-from typing import Any
+from typing import Any, Iterable
 
 from prometheus_client import multiprocess
+from prometheus_client.registry import Collector
 
+from podsup import rundir
+from podsup.config import ConfigError
 from podsup.extensions import Extension
 
 log = logging.getLogger("podsup.multiproc")
 
 ENV_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: prometheus-client's deprecated lower-case spelling, still honoured by it.
+ENV_MULTIPROC_DIR_OLD = "prometheus_multiproc_dir"
 
 
-PREFIX = "podsup-metrics-"
+class MultiprocDirError(ConfigError):
+    """A preset PROMETHEUS_MULTIPROC_DIR podsup cannot use (one line)."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep_stale(root: str | None = None) -> list[str]:
-    """Remove private directories left by podsup processes that were SIGKILLed
-    (their names carry the owner's pid); returns what was removed."""
-    root = root or tempfile.gettempdir()
-    removed = []
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(PREFIX) or not entry.is_dir(follow_symlinks=False):
-            continue
-        owner = entry.name[len(PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not _pid_alive(int(owner)):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
-    return removed
+def preset_dir(environ: dict[str, str] | None = None) -> str | None:
+    """The multiprocess directory set in podsup's environment, if any."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_MULTIPROC_DIR) or environ.get(ENV_MULTIPROC_DIR_OLD) or None
 
 
 def prepare_dir(path: str | None = None) -> str:
-    """Create ``path`` (or a private temporary directory) and empty it."""
+    """Create ``path`` (or a private, marked temporary directory) and empty it."""
     if path is None:
-        sweep_stale()
-        return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    for entry in os.scandir(path):
-        if entry.is_file() and entry.name.endswith(".db"):
-            os.unlink(entry.path)  # leftovers of a previous run would be merged in
+        rundir.sweep_stale()
+        return rundir.make_dir("metrics")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+        for entry in os.scandir(path):
+            if entry.is_file() and entry.name.endswith(".db"):
+                os.unlink(entry.path)  # leftovers of a previous run would be merged in
+    except FileExistsError:
+        raise MultiprocDirError(f"podsup run: invalid {ENV_MULTIPROC_DIR}={path}: not a directory") from None
+    except OSError as exc:
+        raise MultiprocDirError(
+            f"podsup run: invalid {ENV_MULTIPROC_DIR}={path}: {exc.strerror or exc} "
+            "(must be a writable directory, or unset it for a private one)") from None
     return path
+
+
+class WorkersCollector(Collector):
+    """MultiProcessCollector over the workers' files only: files named after
+    podsup's own pid (its counters, when the variable is set in its own
+    environment) are already exported by podsup's registry."""
+
+    def __init__(self, path: str, own_pid: int | None = None):
+        self.path = path
+        self.own_pid = os.getpid() if own_pid is None else own_pid
+
+    def collect(self) -> Iterable[Any]:
+        own = f"_{self.own_pid}.db"
+        files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if not f.endswith(own)]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+
+    def describe(self) -> Iterable[Any]:
+        return []
 
 
 class MultiprocExtension(Extension):
     """Owns the multiprocess directory for the pool's lifetime."""
 
     def __init__(self, path: str | None = None):
+        path = path or preset_dir()
         self._given = path
         self.path = prepare_dir(path)
 

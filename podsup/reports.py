@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import struct
-import tempfile
 
 KINDS = ("heartbeat", "busy", "idle", "done", "queue")
 MAX_DATAGRAM = 4096
@@ -115,7 +114,11 @@ class ReportSocket:
     """The bound datagram socket in a private temporary directory."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self.directory = directory or tempfile.mkdtemp(prefix="podsup-")
+        if directory is None:
+            from podsup import rundir
+            rundir.sweep_stale()  # directories of podsups that were SIGKILLed
+            directory = rundir.make_dir("report")
+        self.directory = directory
         os.chmod(self.directory, 0o755)  # workers may run as another user
         self.path = os.path.join(self.directory, "report.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -4,7 +4,9 @@ own /metrics — counts survive respawns, live gauges of dead workers vanish."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
 
 from podsup.multiproc import ENV_MULTIPROC_DIR
@@ -42,3 +44,54 @@ def test_worker_metrics_merged_across_respawns():
         p.signal(signal.SIGTERM)
         assert p.wait_exit(timeout=60) == 0
     assert not os.path.exists(directory)  # removed when podsup exited
+
+
+def podsup_dirs(root) -> set:
+    return {d for d in root.iterdir() if d.name.startswith("podsup-") and d.is_dir()}
+
+
+def test_the_dirs_of_a_sigkilled_podsup_are_swept_by_the_next(tmp_path):
+    env = {"TMPDIR": str(tmp_path)}
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")], env=env) as p:
+        left = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(podsup_dirs(tmp_path)), timeout=30,
+                        message="the report and multiprocess directories")
+        p.signal(signal.SIGKILL)
+        p.wait_exit(timeout=30)
+    assert all(d.exists() for d in left)  # nobody removed them
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")], env=env) as p:
+        fresh = wait_for(lambda: (lambda d: d if len(d) == 2 and not d & left else None)(podsup_dirs(tmp_path)),
+                         timeout=30, message=lambda: f"only the new podsup's directories; {podsup_dirs(tmp_path)}")
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(timeout=60) == 0
+    assert not any(d.exists() for d in fresh)
+
+
+def test_a_preset_multiproc_dir_is_used_and_kept(tmp_path):
+    preset = tmp_path / "prom"
+    with PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],
+                       env={ENV_MULTIPROC_DIR: str(preset), "JOB_SECONDS": "0.02"}) as p:
+        assert wait_for(lambda: next((c.environ().get(ENV_MULTIPROC_DIR) for c in p.children()), None),
+                        timeout=30, message="a worker's multiprocess dir") == str(preset)
+        wait_for(lambda: (lambda g: g.get(("app_jobs_total", ()), 0) > 0 and g.get(("podsup_requests_total", ()), 0) > 0)(
+            scrape(p.http_port)), timeout=60, message="worker and podsup counts")
+        body = http_get(p.http_port, "/metrics")[1]
+        # podsup's own counters went multiprocess too (the variable is in its environment): exported once
+        for family in ("podsup_requests_total counter", "podsup_request_duration_seconds histogram",
+                       "app_jobs_total counter"):
+            assert body.count(f"# TYPE {family}\n") == 1, body
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(timeout=60) == 0
+    assert preset.is_dir()  # the user's directory is kept
+
+
+def test_an_unusable_preset_multiproc_dir_is_one_line(tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")],
+                       env={ENV_MULTIPROC_DIR: str(afile)}) as p:
+        assert p.wait_exit(timeout=30) == 2
+        lines = [text for _, text in p.lines if text.strip()]
+        assert lines == [f"podsup run: invalid PROMETHEUS_MULTIPROC_DIR={afile}: not a directory"]

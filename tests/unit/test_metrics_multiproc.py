@@ -3,13 +3,18 @@ real workers in tests/integration/test_multiproc.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+
+import pytest
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from podsup import multiproc
+from podsup import multiproc, rundir
+from podsup.config import ConfigError
 
 
 def test_given_dir_is_wiped_and_kept(tmp_path):
@@ -22,18 +27,79 @@ def test_given_dir_is_wiped_and_kept(tmp_path):
     assert tmp_path.exists()
 
 
+def dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
 def test_private_dir_is_removed_at_close_and_sweeps_dead_owners(tmp_path, monkeypatch):
-    monkeypatch.setattr(multiproc.tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f"{multiproc.PREFIX}{int(dead.stdout)}-abc"
-    live = tmp_path / f"{multiproc.PREFIX}{os.getppid()}-def"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    stale = tmp_path / f"podsup-metrics-{dead_pid()}-abc"
     stale.mkdir()
+    (stale / rundir.OWNER_FILE).write_text(rundir.owner_line(os.getpid()).replace(str(os.getpid()), str(dead_pid()), 1))
+    (stale / "counter_1.db").write_bytes(b"x")
+    live = tmp_path / f"podsup-metrics-{os.getppid()}-def"
     live.mkdir()
+    (live / rundir.OWNER_FILE).write_text(rundir.owner_line(os.getppid()))
     ext = multiproc.MultiprocExtension()
     assert not stale.exists() and live.exists()
     assert os.path.dirname(ext.path) == str(tmp_path)
+    assert os.path.exists(os.path.join(ext.path, rundir.OWNER_FILE))
     ext.close()
     assert not os.path.exists(ext.path)
+
+
+def test_sweep_removes_only_marked_dirs_of_gone_owners(tmp_path):
+    def marked(name: str, line: str):
+        path = tmp_path / name
+        path.mkdir()
+        (path / rundir.OWNER_FILE).write_text(line)
+        return path
+    gone = marked("podsup-report-1-a", f"podsup {dead_pid()} 12345.00\n")
+    # PID 1 again after a container restart: same pid, another start time
+    reused = marked("podsup-report-2-b", f"podsup {os.getpid()} 12345.00\n")
+    mine = marked("podsup-metrics-3-c", rundir.owner_line())
+    garbage = marked("podsup-metrics-4-d", "hello\n")
+    unmarked = tmp_path / "podsup-test-e"
+    unmarked.mkdir()
+    other = marked("notpodsup-f", f"podsup {dead_pid()} 12345.00\n")
+    target = marked("elsewhere", f"podsup {dead_pid()} 12345.00\n")
+    (tmp_path / "podsup-link").symlink_to(target)
+    removed = rundir.sweep_stale(str(tmp_path))
+    assert sorted(removed) == sorted([str(gone), str(reused)])
+    for kept in (mine, garbage, unmarked, other, target, tmp_path / "podsup-link"):
+        assert kept.exists(), kept
+
+
+def test_a_preset_dir_is_respected_and_kept(tmp_path, monkeypatch):
+    preset = tmp_path / "preset"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(preset))
+    ext = multiproc.MultiprocExtension()
+    assert ext.path == str(preset) and preset.is_dir()
+    assert ext.worker_env(0) == {"PROMETHEUS_MULTIPROC_DIR": str(preset)}
+    ext.close()
+    assert preset.is_dir()
+
+
+def test_an_unusable_preset_dir_is_one_line(tmp_path, monkeypatch):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(afile))
+    with pytest.raises(ConfigError) as err:
+        multiproc.MultiprocExtension()
+    assert str(err.value) == f"podsup run: invalid PROMETHEUS_MULTIPROC_DIR={afile}: not a directory"
+
+
+def test_the_merge_skips_podsups_own_files(tmp_path):
+    code = "from prometheus_client import Counter; Counter('jobs', 'j').inc(3)"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    (own,) = os.listdir(tmp_path)
+    shutil.copy(tmp_path / own, tmp_path / f"counter_{os.getpid()}.db")  # as if podsup counted too
+    registry = CollectorRegistry()
+    registry.register(multiproc.WorkersCollector(str(tmp_path)))
+    assert registry.get_sample_value("jobs_total") == 3
 
 
 def test_mark_dead_on_exit_removes_live_gauges(tmp_path):

@@ -1,0 +1,104 @@
+"""podsup's private runtime directories, and the sweep of those a killed podsup left.
+
+podsup keeps two things in directories of its own under ``$TMPDIR`` (/tmp):
+the worker report socket (podsup.reports) and the Prometheus multiprocess
+directory (podsup.multiproc). It removes them when it exits, but a podsup
+that is SIGKILLed (OOM killer, ``kill -9``, a container runtime giving up)
+cannot, and with ``/tmp`` on an emptyDir every container restart would leave
+one more behind. So every podsup sweeps at start.
+
+The sweep must never touch what is not ours. A directory is removed only if
+all of these hold:
+
+* its name starts with ``podsup-`` and it is a real directory (no symlink)
+  directly in the temporary directory, owned by our uid;
+* it holds :data:`OWNER_FILE`, written by :func:`make_dir` when podsup created
+  it, of the exact form ``podsup <pid> <process start time>``;
+* that owner is gone: no process has the pid, or the pid now belongs to a
+  process started at another time (pid reuse; in a container podsup is PID 1
+  in every run, so the pid alone proves nothing).
+
+Directories without the owner file (made by anything else, or by an older
+podsup) are left alone.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+
+import psutil
+
+PREFIX = "podsup-"
+#: The marker :func:`make_dir` writes; its presence makes a directory sweepable.
+OWNER_FILE = ".podsup-owner"
+
+
+def _start_time(pid: int) -> float | None:
+    """The process's start time (seconds since the epoch), None if there is none."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:  # pragma: no cover - someone else's process: alive
+        return -1.0
+
+
+def owner_line(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"podsup {pid} {_start_time(pid):.2f}\n"
+
+
+def make_dir(kind: str, root: str | None = None) -> str:
+    """Create a private ``podsup-<kind>-<pid>-XXXX`` directory marked as ours."""
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-", dir=root)
+    with open(os.path.join(path, OWNER_FILE), "w", encoding="ascii") as handle:
+        handle.write(owner_line())
+    return path
+
+
+def _owner_gone(marker: str) -> bool:
+    try:
+        with open(marker, encoding="ascii") as handle:
+            text = handle.read(200)
+    except (OSError, UnicodeDecodeError):
+        return False
+    parts = text.split()
+    if len(parts) != 3 or parts[0] != "podsup" or not parts[1].isdigit():
+        return False
+    try:
+        recorded = float(parts[2])
+    except ValueError:
+        return False
+    started = _start_time(int(parts[1]))
+    if started is None:
+        return True
+    if started < 0:
+        return False
+    return abs(started - recorded) > 1.0  # the pid was reused by another process
+
+
+def sweep_stale(root: str | None = None) -> list[str]:
+    """Remove podsup directories in ``root`` (default: $TMPDIR) whose owner is
+    gone; returns the paths removed. Never raises."""
+    root = root or tempfile.gettempdir()
+    removed: list[str] = []
+    uid = os.getuid()
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(PREFIX):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        if _owner_gone(os.path.join(entry.path, OWNER_FILE)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
