@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -167,7 +168,7 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
         c.add_metric(list(split_exit(key)), count)
     out.append(c)
 
-    rss = GaugeMetricFamily(f"{P}worker_rss_bytes", "Resident memory of a worker and its children.", labels=["worker"])
+    rss = GaugeMetricFamily(f"{P}worker_rss_bytes", "Resident memory of a worker and its children (summed while a slot's worker is being replaced).", labels=["worker"])
     cpu = GaugeMetricFamily(f"{P}worker_cpu_ratio", "CPU use of a worker as a fraction of one core.", labels=["worker"])
     up = GaugeMetricFamily(f"{P}worker_uptime_seconds", "Seconds since the worker in this slot was started.",
                            labels=["worker"])
@@ -182,7 +183,7 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
     out.append(GaugeMetricFamily(names.METRIC_BUSY_RATIO, "Busy workers divided by running workers (0..1).",
                                  value=busy_ratio(snap)))
 
-    depth = GaugeMetricFamily(names.METRIC_QUEUE_DEPTH, "Messages waiting in a queue (absent while its broker is down).",
+    depth = GaugeMetricFamily(names.METRIC_QUEUE_DEPTH, "Messages waiting in a queue (from --queue or workers' queue reports; absent while its broker is down).",
                               labels=["queue"])
     qup = GaugeMetricFamily(f"{P}queue_up", "1 if the last probe of the queue's broker succeeded, else 0.",
                             labels=["queue"])
@@ -211,6 +212,11 @@ def build_registry(snapshot: Callable[[], PoolSnapshot], queues: Callable[[], Ma
                    multiproc_dir: str | None = None, window: float = RATE_WINDOW,
                    probe_errors: Callable[[], Mapping[str, int]] = dict) -> tuple[CollectorRegistry, ReportStats]:
     """The registry /metrics serves, and the report-fed stats to write into."""
+    # no *_created gauges beside the counters and the histogram: undocumented
+    # extra series every scrape, which PromQL users never asked for
+    disable_created = getattr(prometheus_client, "disable_created_metrics", None)
+    if disable_created is not None:
+        disable_created()
     registry = CollectorRegistry(auto_describe=False)
     stats = ReportStats(registry, window=window)
     registry.register(PoolCollector(snapshot, stats.requests_per_second, queues, probe_errors))

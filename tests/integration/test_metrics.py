@@ -2,6 +2,7 @@
 exposition, malformed reports, and the shell and PHP report examples."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import psutil
 import pytest
 
 from podsup import names
-from tests.integration.podsup_process import PodsupProcess, worker
+from tests.integration.podsup_process import REPO, PodsupProcess, worker
 from tests.integration.servers import http_get, sample, scrape
 from tests.waiting import wait_for
 
@@ -110,3 +111,41 @@ def test_a_taken_http_port_is_one_line():
             assert p.wait_exit(timeout=60) == 2
             lines = [text for _, text in p.lines if text.strip()]
             assert lines == [f"podsup run: invalid --http 127.0.0.1:{port}: cannot listen: Address already in use"]
+
+
+def readme_metrics() -> dict[str, tuple[str, str]]:
+    """name -> (type, help) from README's "Metrics" table (backticks dropped)."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`podsup_"):
+            table[cells[0].strip("`")] = (cells[1], cells[3].replace("`", ""))
+    return table
+
+
+def exposed_metrics(body: str) -> dict[str, tuple[str, str]]:
+    """name -> (type, help) of every podsup_ family in a text exposition."""
+    helps, types = {}, {}
+    for line in body.splitlines():
+        if line.startswith("# HELP podsup_"):
+            name, _, help_ = line[len("# HELP "):].partition(" ")
+            helps[name] = help_.replace("\\n", "\n").replace("\\\\", "\\")
+        elif line.startswith("# TYPE podsup_"):
+            name, _, kind = line[len("# TYPE "):].partition(" ")
+            types[name] = kind
+    return {name: (types[name], helps[name]) for name in helps}
+
+
+def test_readme_lists_every_exported_metric_with_its_help():
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")]) as p:
+        wait_for(lambda: (sample(p.http_port, "podsup_requests_total") or 0) > 0, timeout=60,
+                 message="a done report in /metrics")
+        body = http_get(p.http_port, "/metrics")[1]
+    exposed, documented = exposed_metrics(body), readme_metrics()
+    # counters are exposed as NAME_total in the text format's HELP/TYPE lines
+    assert sorted(exposed) == sorted(documented), "README's Metrics table and /metrics differ"
+    for name, (kind, help_) in exposed.items():
+        assert documented[name] == (kind, help_), name
