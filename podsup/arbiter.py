@@ -454,9 +454,10 @@ class Arbiter:
         slot = self.slots.get(worker.slot)
         for ext in self.extensions:
             self._hook(ext, "on_exit", worker.slot, worker.pid, description)
-        if slot is not None and slot.current is worker:
-            slot.current = None
-            slot.last_exit = description
+        if slot is not None:
+            slot.last_exit = description  # a replaced (recycled, reloaded) worker's end too
+            if slot.current is worker:
+                slot.current = None
         requested = worker.state is WorkerState.STOPPING or worker.retiring or slot is None
         fields = dict(slot=worker.slot, pid=worker.pid, status=description, uptime=f"{uptime:.2f}s")
         if requested or self.draining or self.stopping or (slot is not None and slot.current is not None):

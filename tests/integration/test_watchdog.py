@@ -7,7 +7,7 @@ import re
 import sys
 
 from tests.integration.podsup_process import PodsupProcess
-from tests.integration.servers import sample
+from tests.integration.servers import sample, status_json
 from tests.waiting import wait_for
 
 PY = sys.executable
@@ -66,16 +66,23 @@ def line_index(p: PodsupProcess, pattern: str) -> int:
     return next(i for i, text in enumerate(lines) if regex.search(text))
 
 
+def replaced_first(p: PodsupProcess, reason: str) -> None:
+    """The replacement started before the old worker was stopped (capacity never
+    dips), the old one got the graceful stop signal, not SIGKILL, and the slot's
+    row in ``podsup status`` shows that end as its last exit."""
+    old = recycle_line(p, reason).group(1)
+    stopped = p.wait_for_line(rf"worker stopped slot=0 pid={old} status=\"signal SIGTERM\"")
+    new_started = line_index(p, r"worker started slot=0 pid=(?!%s\b)\d+" % old)
+    assert new_started < line_index(p, rf"worker stopping slot=0 pid={old}\b"), p.output()
+    assert stopped
+    row = next(w for w in status_json(p.control_path)["workers"] if w["id"] == 0 and w["pid"])
+    assert row["last_exit"] == "signal SIGTERM" and row["restarts"] >= 1, row
+
+
 def test_max_rss_counts_children_and_replaces_first():
     with PodsupProcess(["run", "--workers", "1", "--max-rss", "80Mi", "--", PY, "-c", LEAKY]) as p:
         recycled(p, "rss")
-        old = recycle_line(p, "rss").group(1)
-        # the replacement starts before the old worker is stopped (capacity never dips),
-        # and the old one gets the graceful stop signal, not SIGKILL
-        stopped = p.wait_for_line(rf"worker stopped slot=0 pid={old} status=\"signal SIGTERM\"")
-        new_started = line_index(p, r"worker started slot=0 pid=(?!%s\b)\d+" % old)
-        assert new_started < line_index(p, rf"worker stopped slot=0 pid={old}\b"), p.output()
-        assert stopped
+        replaced_first(p, "rss")
 
 
 def test_heartbeat_timeout_kills_a_hung_worker():
@@ -107,12 +114,14 @@ def test_max_requests_with_jitter():
         recycled(p, "requests", count=2)
         limits = [int(m.group(1)) for m in p.matches(r"reason=requests detail=\"served \d+ requests >= limit (\d+)\"")]
         assert limits and all(20 <= limit <= 25 for limit in limits), p.output()
+        replaced_first(p, "requests")
 
 
 def test_max_lifetime():
     with PodsupProcess(["run", "--workers", "2", "--max-lifetime", "1", "--", PY, "-c", SLEEPER]) as p:
         recycled(p, "lifetime", count=2)
         assert sample(p.http_port, "podsup_workers_desired") == 2
+        replaced_first(p, "lifetime")
 
 
 def test_slow_requests_are_logged_and_counted():
