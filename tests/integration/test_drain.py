@@ -86,6 +86,8 @@ def test_drain_without_wait_returns_at_once():
         assert result.returncode == 0 and "draining" in result.stdout
         assert http_get(p.http_port, "/readyz") == (503, "draining\n")
         assert p.returncode is None  # still in its drain delay
+        table = podsup_cli("status", "--control", p.control_path).stdout
+        assert "state: draining" in table and "ready: no" in table, table
         # a second command while draining is refused with one line
         again = podsup_cli("scale", "3", "--control", p.control_path)
         assert again.returncode == 1 and "draining" in again.stderr and "Traceback" not in again.stderr
@@ -101,6 +103,9 @@ def test_min_ready_and_crash_loop_in_health():
         status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(http_get(p.http_port, "/healthz")),
                                 timeout=30, message="/healthz 503 in a crash loop")
         assert "crash loop" in body
+        st = status_json(p.control_path)
+        assert st["state"] == "crash-loop" and st["healthy"] is False and st["ready"] is False
+        assert "state: crash-loop" in podsup_cli("status", "--control", p.control_path).stdout
         assert wait_for(lambda: http_get(p.http_port, "/readyz")[0] == 503, timeout=30, message="/readyz 503")
     with PodsupProcess(["run", "--workers", "3", "--min-ready", "2", "--", PY, worker("metrics_worker")]) as p:
         ready(p)
