@@ -181,6 +181,13 @@ class WatchdogExtension(Extension):
         self.log = getattr(arbiter, "log", self.log)
 
     def on_spawn(self, slot: int, pid: int) -> None:
+        # A new worker in a slot replaces the one there (reload, recycle): the
+        # old one is stopping under --graceful-timeout and may finish its last
+        # job in silence. It gets no more verdicts, and a Recycle (which names
+        # the slot) would hit its successor.
+        for watch in self.watches.values():
+            if watch.slot == slot:
+                watch.recycled = True
         self.watches[pid] = WorkerWatch(slot=slot, pid=pid, started=self.clock(),
                                         request_limit=request_limit(self.limits, self.rng))
 

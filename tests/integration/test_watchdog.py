@@ -7,7 +7,7 @@ import re
 import sys
 
 from tests.integration.podsup_process import PodsupProcess
-from tests.integration.servers import sample, status_json
+from tests.integration.servers import podsup_cli, sample, status_json
 from tests.waiting import wait_for
 
 PY = sys.executable
@@ -48,6 +48,17 @@ while True:
         time.sleep(0.3)
 """
 SLEEPER = "import time\ntime.sleep(3600)\n"
+#: Heartbeats while it works; on SIGTERM finishes its last job (3 s) in silence.
+FINISHES_IN_SILENCE = """
+import signal, time
+from podsup import client
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+while not stop:
+    client.heartbeat()
+    time.sleep(0.1)
+time.sleep(3)
+"""
 
 
 def recycled(p: PodsupProcess, reason: str, count: int = 1) -> None:
@@ -132,3 +143,17 @@ def test_slow_requests_are_logged_and_counted():
         assert int(match.group(1)) in pids
         wait_for(lambda: (sample(p.http_port, "podsup_slow_requests_total") or 0) >= 1, timeout=30,
                  message="podsup_slow_requests_total")
+
+
+def test_a_replaced_worker_finishing_in_silence_is_left_to_the_graceful_timeout():
+    with PodsupProcess(["run", "--workers", "1", "--heartbeat-timeout", "1", "--graceful-timeout", "30",
+                        "--", PY, "-c", FINISHES_IN_SILENCE]) as p:
+        first = int(p.wait_for_line(r"worker idle slot=0 pid=(\d+)").group(1))
+        assert podsup_cli("reload", "--control", p.control_path).returncode == 0
+        second = int(p.wait_for_line(rf"worker started slot=0 pid=(?!{first}\b)(\d+)").group(1))
+        # the old worker stops on its own, 3 s of silence after SIGTERM: not killed for it,
+        # and its successor (which a slot-wide recycle would hit) keeps running
+        p.wait_for_line(rf"worker stopped slot=0 pid={first} status=\"exit 0\"", timeout=60)
+        assert not p.matches(r"watchdog: recycling worker"), p.output()
+        assert sample(p.http_port, "podsup_worker_restarts_total", reason="heartbeat") == 0
+        assert [w["pid"] for w in status_json(p.control_path)["workers"]] == [second]
