@@ -56,8 +56,9 @@ def test_start_status_json_crash_respawn_and_graceful_term(run_binary):
     run.wait_for_line(r"worker started slot=1")
     run.wait_for_line(r"worker 1 of 2 up")
 
-    status = wait_for(lambda: (lambda s: s if s["running"] == 2 and all(w["pid"] for w in s["workers"]) else None)(
-        run.status()), 30, message="status --json with 2 running workers")
+    # ready once both are up (a worker is "starting" for its first second, not ready yet)
+    status = wait_for(lambda: (lambda s: s if s["running"] == 2 and s["ready"] and all(w["pid"] for w in s["workers"])
+                               else None)(run.status()), 30, message="status --json with 2 ready workers")
     assert status["desired"] == 2 and status["ready"] is True and status["healthy"] is True
     pids = {w["id"]: w["pid"] for w in status["workers"]}
     assert sorted(pids) == [0, 1]
