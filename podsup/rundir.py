@@ -13,7 +13,9 @@ all of these hold:
 * its name starts with ``podsup-`` and it is a real directory (no symlink)
   directly in the temporary directory, owned by our uid;
 * it holds :data:`OWNER_FILE`, written by :func:`make_dir` when podsup created
-  it, of the exact form ``podsup <pid> <process start time>``;
+  it, of the exact form ``podsup <pid> <process start time> <pid namespace>``;
+* the owner ran in our pid namespace (two containers of a pod sharing /tmp
+  both run podsup as PID 1: a pid of another namespace tells us nothing);
 * that owner is gone: no process has the pid, or the pid now belongs to a
   process started at another time (pid reuse; in a container podsup is PID 1
   in every run, so the pid alone proves nothing).
@@ -45,9 +47,17 @@ def _start_time(pid: int) -> float | None:
         return -1.0
 
 
+def pid_namespace() -> str:
+    """Our pid namespace, e.g. ``pid:[4026531836]`` (``-`` where /proc does not say)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+
+
 def owner_line(pid: int | None = None) -> str:
     pid = os.getpid() if pid is None else pid
-    return f"podsup {pid} {_start_time(pid):.2f}\n"
+    return f"podsup {pid} {_start_time(pid):.2f} {pid_namespace()}\n"
 
 
 def make_dir(kind: str, root: str | None = None) -> str:
@@ -65,7 +75,9 @@ def _owner_gone(marker: str) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     parts = text.split()
-    if len(parts) != 3 or parts[0] != "podsup" or not parts[1].isdigit():
+    if len(parts) != 4 or parts[0] != "podsup" or not parts[1].isdigit():
+        return False
+    if parts[3] != pid_namespace():
         return False
     try:
         recorded = float(parts[2])

@@ -56,19 +56,22 @@ def test_sweep_removes_only_marked_dirs_of_gone_owners(tmp_path):
         path.mkdir()
         (path / rundir.OWNER_FILE).write_text(line)
         return path
-    gone = marked("podsup-report-1-a", f"podsup {dead_pid()} 12345.00\n")
+    ns = rundir.pid_namespace()
+    gone = marked("podsup-report-1-a", f"podsup {dead_pid()} 12345.00 {ns}\n")
     # PID 1 again after a container restart: same pid, another start time
-    reused = marked("podsup-report-2-b", f"podsup {os.getpid()} 12345.00\n")
+    reused = marked("podsup-report-2-b", f"podsup {os.getpid()} 12345.00 {ns}\n")
+    # another container's podsup sharing /tmp: its pids are not ours to judge
+    foreign = marked("podsup-report-5-g", f"podsup {dead_pid()} 12345.00 pid:[1]\n")
     mine = marked("podsup-metrics-3-c", rundir.owner_line())
     garbage = marked("podsup-metrics-4-d", "hello\n")
     unmarked = tmp_path / "podsup-test-e"
     unmarked.mkdir()
-    other = marked("notpodsup-f", f"podsup {dead_pid()} 12345.00\n")
-    target = marked("elsewhere", f"podsup {dead_pid()} 12345.00\n")
+    other = marked("notpodsup-f", f"podsup {dead_pid()} 12345.00 {ns}\n")
+    target = marked("elsewhere", f"podsup {dead_pid()} 12345.00 {ns}\n")
     (tmp_path / "podsup-link").symlink_to(target)
     removed = rundir.sweep_stale(str(tmp_path))
     assert sorted(removed) == sorted([str(gone), str(reused)])
-    for kept in (mine, garbage, unmarked, other, target, tmp_path / "podsup-link"):
+    for kept in (mine, garbage, foreign, unmarked, other, target, tmp_path / "podsup-link"):
         assert kept.exists(), kept
 
 
