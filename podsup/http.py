@@ -137,6 +137,11 @@ class HealthState:
         with self._lock:
             age = None if self._last_tick is None else self.clock() - self._last_tick
             crash = bool(self._view and self._view.crash_loop)
+        if self.live is not None and age is not None:
+            try:
+                crash = self.live().crash_loop  # as podsup status says, not a tick later
+            except Exception:  # noqa: BLE001 - a torn read: keep the tick's answer
+                pass
         return liveness(age, crash, self.stale_after)
 
     def readyz(self) -> tuple[bool, str]:

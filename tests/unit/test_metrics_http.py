@@ -136,6 +136,9 @@ def test_readyz_reads_the_loop_live_not_the_last_tick():
     assert health.readyz()[0] is True
     live["view"] = HealthView(desired=2, up=2, draining=True, crash_loop=False)  # SIGTERM, no tick since
     assert health.readyz() == (False, "draining")
+    assert health.healthz() == (True, "ok")
+    live["view"] = HealthView(desired=2, up=2, draining=False, crash_loop=True)  # a crash storm began
+    assert health.healthz()[0] is False and health.readyz() == (False, "crash loop")
 
     def torn():
         raise RuntimeError("dictionary changed size during iteration")
