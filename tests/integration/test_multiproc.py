@@ -33,6 +33,9 @@ def test_worker_metrics_merged_across_respawns():
         lives = got[("podsup_worker_exits_total", (("code", "3"), ("kind", "exit")))]
         # every finished life did exactly PER_LIFE jobs; their counts are still there
         assert got[("app_jobs_total", ())] >= PER_LIFE * lives
+        # exited lives were folded into one file per type: the directory does not grow with respawns
+        counters = [f for f in os.listdir(directory) if f.startswith("counter_")]
+        assert "counter_0.db" in counters and len(counters) <= 1 + 2, counters
         # podsup's own count of done reports agrees with the workers' counter (give or take jobs in flight)
         assert abs(got[("podsup_requests_total", ())] - got[("app_jobs_total", ())]) <= 2 * 2
         # one livesum gauge per live process: dead workers were marked dead

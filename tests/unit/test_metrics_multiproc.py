@@ -10,8 +10,9 @@ import tempfile
 
 import pytest
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import multiproc, rundir
 from podsup.config import ConfigError
@@ -119,3 +120,31 @@ def test_mark_dead_on_exit_removes_live_gauges(tmp_path):
     assert registry.get_sample_value("alive") == 1
     ext.on_exit(0, pid, "exit 0")
     assert registry.get_sample_value("alive") is None
+
+
+def test_exited_workers_files_are_compacted_without_changing_the_exposition(tmp_path):
+    ext = multiproc.MultiprocExtension(str(tmp_path))
+    code = ("import os, sys; from prometheus_client import Counter, Histogram, Gauge; "
+            "n = int(sys.argv[1]); c = Counter('jobs', 'j', ['kind']); c.labels('a').inc(n); "
+            "c.labels(sys.argv[2]).inc(); "
+            "h = Histogram('secs', 's', buckets=(0.1, 1.0)); [h.observe(0.05 * n) for _ in range(n)]; "
+            "Gauge('peak', 'p', multiprocess_mode='max').set(n); print(os.getpid())")
+    env = {**os.environ, **ext.worker_env(0)}
+    pids = [int(subprocess.run([sys.executable, "-c", code, str(n), kind], env=env, check=True,
+                               capture_output=True, text=True).stdout)
+            for n, kind in ((1, "b"), (3, "c"), (5, "b"))]
+    registry = CollectorRegistry()
+    registry.register(multiproc.WorkersCollector(str(tmp_path)))
+    def samples():
+        text = generate_latest(registry).decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+    before = samples()
+    for pid in pids:
+        ext.on_exit(0, pid, "exit 0")
+    names = sorted(os.listdir(tmp_path))
+    assert [n for n in names if not n.startswith("gauge_")] == ["counter_0.db", "histogram_0.db"]
+    assert samples() == pytest.approx(before)
+    assert registry.get_sample_value("jobs_total", {"kind": "a"}) == 9
+    assert registry.get_sample_value("secs_count") == 9
+    assert registry.get_sample_value("peak") == 5
