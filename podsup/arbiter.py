@@ -29,9 +29,9 @@ import psutil
 import podsup
 from podsup import commands, names, policy
 from podsup.cgroup import OomCounter
-from podsup.config import Config
+from podsup.config import EXIT_USAGE, Config
 from podsup.output import LinePump, Log
-from podsup.reports import MalformedReport, Report, ReportSocket, RollingRate, parse_report
+from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, RollingRate, parse_report
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.states import PoolState, WorkerState
 from podsup.system import ExitStatus, System
@@ -235,6 +235,9 @@ class Arbiter:
             self.start()
             while self.exit_code is None:
                 self.step(self.next_timeout())
+        except ReportSocketError as exc:  # nothing started yet: a one-line reason
+            self.log.error(str(exc))
+            self.exit_code = EXIT_USAGE
         except Exception:  # noqa: BLE001 - a bug must not leave workers orphaned
             self.log.error("internal error: killing every worker and exiting",
                            error=traceback.format_exc())

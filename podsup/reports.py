@@ -110,17 +110,54 @@ class RollingRate:
         return sum(count for _, count in self._buckets) / span
 
 
+#: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).
+MAX_SOCKET_PATH = 107
+SOCKET_NAME = "report.sock"
+#: Where the report directory goes when ``$TMPDIR`` is too deep for a socket path.
+FALLBACK_ROOT = "/tmp"
+
+
+class ReportSocketError(Exception):
+    """The report socket cannot be bound anywhere (one line for the user)."""
+
+
+def _fits(directory: str) -> bool:
+    # the directory podsup makes adds "podsup-report-<pid>-XXXXXXXX"
+    return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", SOCKET_NAME))) <= MAX_SOCKET_PATH
+
+
+def report_root(tmpdir: str | None = None) -> str | None:
+    """The directory to make the report directory in.
+
+    ``$TMPDIR`` as usual; but a Unix socket path cannot exceed 107 bytes, and a
+    deep ``$TMPDIR`` (a CI runner's or a test's) would make podsup unable to
+    start. Then the report socket goes under /tmp, if that is writable.
+    """
+    import tempfile
+
+    tmpdir = tempfile.gettempdir() if tmpdir is None else tmpdir
+    if _fits(tmpdir):
+        return None  # the default: tempfile's own choice
+    if os.path.isdir(FALLBACK_ROOT) and os.access(FALLBACK_ROOT, os.W_OK | os.X_OK):
+        return FALLBACK_ROOT
+    raise ReportSocketError(
+        f"podsup run: TMPDIR={tmpdir} is too long for the worker report socket "
+        f"(a Unix socket path has at most {MAX_SOCKET_PATH} bytes) and {FALLBACK_ROOT} is not writable: "
+        "set TMPDIR to a shorter writable directory")
+
+
 class ReportSocket:
     """The bound datagram socket in a private temporary directory."""
 
     def __init__(self, directory: str | None = None) -> None:
         if directory is None:
             from podsup import rundir
-            rundir.sweep_stale()  # directories of podsups that were SIGKILLed
-            directory = rundir.make_dir("report")
+            root = report_root()
+            rundir.sweep_stale(root)  # directories of podsups that were SIGKILLed
+            directory = rundir.make_dir("report", root=root)
         self.directory = directory
         os.chmod(self.directory, 0o755)  # workers may run as another user
-        self.path = os.path.join(self.directory, "report.sock")
+        self.path = os.path.join(self.directory, SOCKET_NAME)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)

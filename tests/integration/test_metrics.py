@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -99,6 +100,22 @@ def test_report_examples_feed_the_metrics(command):
             assert got.get((names.METRIC_QUEUE_DEPTH, (("queue", "shell-backlog"),)), 0) >= 1
         per_worker = [w for w in psutil.Process(p.pid).children() if w.status() != psutil.STATUS_ZOMBIE]
         assert len(per_worker) == 2
+
+
+def test_reports_arrive_with_a_tmpdir_too_deep_for_a_socket_path(tmp_path):
+    """A Unix socket path has at most 107 bytes: under a deep $TMPDIR the
+    report socket goes to /tmp instead of podsup failing to start."""
+    deep = tmp_path / ("d" * 60) / ("e" * 40)
+    deep.mkdir(parents=True)
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")],
+                       env={"TMPDIR": str(deep), "JOB_SECONDS": "0.02"}) as p:
+        path = report_path(p)
+        assert path.startswith("/tmp/podsup-report-") and len(path.encode()) <= 107
+        wait_for(lambda: (sample(p.http_port, "podsup_requests_total") or 0) > 0, timeout=30,
+                 message="done reports through the fallback socket")
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(timeout=60) == 0
+    assert not os.path.exists(os.path.dirname(path))  # removed at exit like any other
 
 
 def test_a_taken_http_port_is_one_line():

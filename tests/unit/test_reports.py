@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from podsup.reports import MalformedReport, Report, RollingRate, parse_report
+from podsup import reports
+from podsup.reports import MalformedReport, Report, ReportSocketError, RollingRate, parse_report, report_root
 
 
 @pytest.mark.parametrize("data,expected", [
@@ -49,3 +50,21 @@ def test_one_rolling_rate_for_status_and_metrics():
         rate.record(1000.0 + i / 1000.0)   # 1,000 events/s for 100 s
     assert len(rate._buckets) <= 11
     assert rate.rate(1100.0) == pytest.approx(1000.0)
+
+
+def test_report_dir_stays_in_a_short_tmpdir():
+    assert report_root("/tmp") is None  # tempfile's own choice ($TMPDIR)
+
+
+def test_report_dir_moves_to_tmp_when_tmpdir_is_too_deep_for_a_socket_path():
+    deep = "/var/" + "d" * 80
+    assert report_root(deep) == reports.FALLBACK_ROOT
+
+
+def test_report_dir_nowhere_is_one_line_naming_tmpdir(monkeypatch):
+    monkeypatch.setattr(reports, "FALLBACK_ROOT", "/nonexistent-podsup-fallback")
+    deep = "/var/" + "d" * 80
+    with pytest.raises(ReportSocketError) as info:
+        report_root(deep)
+    message = str(info.value)
+    assert f"TMPDIR={deep} is too long" in message and "107 bytes" in message and "\n" not in message
