@@ -16,6 +16,9 @@ from typing import Any
 from podsup import names
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+#: Replica writes through the scale subresource (scale to/from zero) go under a
+#: manager of their own, so ``kubectl get deploy -o yaml`` shows who set them.
+SCALE_FIELD_MANAGER = f"{names.FIELD_MANAGER}-scale-to-zero"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
 
 #: (apiVersion, kind) → plural of every kind the operator reads or writes.
@@ -91,6 +94,12 @@ class ClusterApi:
         if meta.get("resourceVersion"):
             body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
         return self._request("PATCH", path, content_type=MERGE_CONTENT_TYPE, body=body) or {}
+
+    def scale(self, namespace: str, name: str, replicas: int) -> dict:
+        """Set the Deployment's replicas through its scale subresource."""
+        path = object_path("apps/v1", "Deployment", namespace, name, "scale")
+        return self._request("PATCH", path, query=[("fieldManager", SCALE_FIELD_MANAGER)],
+                             content_type=MERGE_CONTENT_TYPE, body={"spec": {"replicas": replicas}}) or {}
 
     def list_pools(self, namespaces: list[str] | None = None) -> list[dict]:
         """Every WorkerPool in ``namespaces`` (all namespaces when empty)."""

@@ -69,9 +69,12 @@ def run_reconcile(pool: dict, trigger: str, logger: Any) -> Outcome:
     metrics.WRITES.labels(op="delete").inc(len(outcome.deleted))
     if outcome.status_patch:
         metrics.WRITES.labels(op="status").inc()
+    if outcome.scaled_to is not None:
+        metrics.WRITES.labels(op="scale").inc()
     if outcome.writes:
         logger.info(f"reconciled ({trigger}): applied {outcome.applied or 'nothing'}, "
-                    f"deleted {outcome.deleted or 'nothing'}, status fields {sorted(outcome.status_patch)}")
+                    f"deleted {outcome.deleted or 'nothing'}, status fields {sorted(outcome.status_patch)}"
+                    + (f", scaled from 0 to {outcome.scaled_to}" if outcome.scaled_to is not None else ""))
     return outcome
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from . import scale_to_zero
 from .apply import ClusterApi
 from .builders import desired_children
 from .builders.common import pool_name, pool_namespace
@@ -37,10 +38,13 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     status_patch: dict = field(default_factory=dict)
+    #: replicas set through the scale subresource (a Deployment stranded at 0)
+    scaled_to: int | None = None
 
     @property
     def writes(self) -> int:
-        return len(self.applied) + len(self.deleted) + (1 if self.status_patch else 0)
+        return (len(self.applied) + len(self.deleted) + (1 if self.status_patch else 0)
+                + (1 if self.scaled_to is not None else 0))
 
 
 #: Keys whose values (or whose map's values) are resource.Quantity: the API
@@ -141,6 +145,7 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
                 emit("Normal", "Created", f"Created {kind} {name}")
             else:
                 emit("Normal", "Updated", f"Applied {kind} {name} (spec changed or drift corrected)")
+        _rescue_from_zero(pool, api, live, outcome, emit)
     except Exception as exc:
         message = describe_error(exc)
         emit("Warning", "ApplyFailed", message)
@@ -148,6 +153,23 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
         raise
     _write_status(pool, api, live, None, now, outcome, swallow=False)
     return outcome
+
+
+def _rescue_from_zero(pool: dict, api: ClusterApi, live: dict, outcome: Outcome, emit: Emit) -> None:
+    """Give a Deployment the HPA cannot move (0 replicas) its minimum back."""
+    deployment = live.get("Deployment")
+    if not deployment:
+        return
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    target = scale_to_zero.stranded_at_zero(pool.get("spec") or {}, replicas)
+    if target is None:
+        return
+    name, namespace = pool_name(pool), pool_namespace(pool)
+    api.scale(namespace, name, target)
+    deployment.setdefault("spec", {})["replicas"] = target
+    outcome.scaled_to = target
+    emit("Normal", "ScaledFromZero", f"Deployment {name} was at 0 replicas with autoscaling on and scale to zero "
+                                     f"not in effect (the HPA cannot act at 0): scaled to {target}")
 
 
 #: Attempts at a status write that keeps losing to concurrent writers.

@@ -148,6 +148,23 @@ def enabled(spec: dict) -> bool:
     return bool(auto.get("enabled")) and auto.get("minReplicas", 1) == 0 and bool(spec.get("queue"))
 
 
+def stranded_at_zero(spec: dict, replicas: int | None) -> int | None:
+    """The replica count a Deployment left at 0 must get back, or None.
+
+    The HPA does nothing for a target at 0 replicas, so while autoscaling is
+    on and scale to zero does not apply (the queue was removed, minReplicas
+    raised — perhaps while the operator was down, so no poller remembers the
+    pool was at zero — or autoscaling turned on over ``replicas: 0``), a
+    Deployment at 0 would stay there for ever. Level-based: decided from the
+    spec and the live count alone. To park a pool at 0 on purpose, turn
+    autoscaling off and set ``replicas: 0``.
+    """
+    auto = spec.get("autoscaling") or {}
+    if not auto.get("enabled") or enabled(spec) or replicas != 0:
+        return None
+    return max(1, int(auto.get("minReplicas", 1) or 1))
+
+
 def cooldown(spec: dict, default: float = 300.0) -> float:
     auto = spec.get("autoscaling") or {}
     value = auto.get("idleCooldownSeconds")

@@ -2,7 +2,7 @@
 Tests are named after the transitions."""
 from __future__ import annotations
 
-from podsup_operator.scale_to_zero import Observation, Phase, State, cooldown, enabled, step
+from podsup_operator.scale_to_zero import Observation, Phase, State, cooldown, enabled, step, stranded_at_zero
 
 COOL = 300.0
 
@@ -124,3 +124,27 @@ def test_enabled_needs_autoscaling_min_zero_and_a_queue():
     assert not enabled({"autoscaling": {"enabled": True, "maxReplicas": 3}, "queue": queue})  # default min 1
     assert cooldown({"autoscaling": {"idleCooldownSeconds": 0}}) == 0
     assert cooldown({}) == 300
+
+
+QUEUE = {"type": "redis", "name": "jobs", "url": "redis://r:6379/0"}
+
+
+def test_stranded_at_zero_when_the_queue_was_removed():
+    assert stranded_at_zero({"autoscaling": {"enabled": True, "minReplicas": 0}}, 0) == 1
+
+
+def test_stranded_at_zero_when_min_replicas_was_raised_gets_the_minimum():
+    spec = {"autoscaling": {"enabled": True, "minReplicas": 3}, "queue": QUEUE}
+    assert stranded_at_zero(spec, 0) == 3
+
+
+def test_not_stranded_while_scale_to_zero_applies():
+    spec = {"autoscaling": {"enabled": True, "minReplicas": 0}, "queue": QUEUE}
+    assert stranded_at_zero(spec, 0) is None
+
+
+def test_not_stranded_with_autoscaling_off_or_replicas_running():
+    assert stranded_at_zero({"autoscaling": {"enabled": False}, "replicas": 0}, 0) is None
+    assert stranded_at_zero({"replicas": 0}, 0) is None
+    assert stranded_at_zero({"autoscaling": {"enabled": True, "minReplicas": 1}}, 2) is None
+    assert stranded_at_zero({"autoscaling": {"enabled": True, "minReplicas": 1}}, None) is None

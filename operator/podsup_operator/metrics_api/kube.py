@@ -16,12 +16,12 @@ from typing import Any
 
 from podsup import names
 
+from ..apply import SCALE_FIELD_MANAGER
 from .auth import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, RequestHeaderConfig, User
 from .authz import Decision
 
 TIMEOUT = 10.0
 #: Field manager of the scale-to-zero replica writes (the reconcile's applies use names.FIELD_MANAGER).
-SCALE_FIELD_MANAGER = f"{names.FIELD_MANAGER}-scale-to-zero"
 
 
 def api_client() -> Any:

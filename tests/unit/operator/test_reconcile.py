@@ -62,6 +62,11 @@ class FakeApi:
         self.status_patches.append(status)
         return {}
 
+    def scale(self, namespace, name, replicas):
+        self.calls.append(("scale", "Deployment"))
+        self.objects[("Deployment", name)]["spec"]["replicas"] = replicas
+        return {"spec": {"replicas": replicas}}
+
     def get_pool(self, namespace, name):
         self.calls.append(("get", "WorkerPool"))
         return copy.deepcopy(self.fresh_pool)
@@ -197,3 +202,29 @@ def test_describe_error_uses_the_api_message():
 ])
 def test_is_subset(desired, live, expected):
     assert is_subset(desired, live) is expected
+
+
+AUTOSCALED = {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5,
+                              "targets": {"busyWorkersPercent": 80}}}
+
+
+def test_a_deployment_stranded_at_zero_under_the_hpa_gets_its_minimum_back():
+    api, (events, emit) = FakeApi(), events_recorder()
+    pool = make_pool(AUTOSCALED)
+    reconcile(pool, api, IMAGE)
+    api.objects[("Deployment", "jobs")]["spec"]["replicas"] = 0  # e.g. left at 0 when the queue was removed
+    api.calls.clear()
+    outcome = reconcile(pool, api, IMAGE, emit=emit)
+    assert outcome.scaled_to == 2 and ("scale", "Deployment") in api.writes()
+    assert api.objects[("Deployment", "jobs")]["spec"]["replicas"] == 2
+    assert any(reason == "ScaledFromZero" for _, reason, _ in events)
+    api.calls.clear()
+    assert reconcile(pool, api, IMAGE).scaled_to is None and ("scale", "Deployment") not in api.writes()
+
+
+def test_a_pool_parked_at_zero_without_autoscaling_stays_there():
+    api = FakeApi()
+    pool = make_pool({"replicas": 0})
+    reconcile(pool, api, IMAGE)
+    assert reconcile(pool, api, IMAGE).scaled_to is None
+    assert ("scale", "Deployment") not in api.writes()
