@@ -7,8 +7,10 @@ Prints figures side by side, asserts nothing. In one run:
   child pid of the supervisor's master appears is measured (p50/p99/max over
   ``--kills``, default 300; a peer gets at most ``--latency-seconds`` of
   wall time, so a slow one reports fewer kills). Killing the oldest worker
-  each time goes round-robin over the pool, and a ``--gap`` pause follows
-  each replacement. The master's children are read from
+  each time goes round-robin over the pool. After each replacement the
+  script pauses ``--gap`` (0.1 s) plus a random 0 .. 2x the peer's slowest
+  respawn so far (at most 1 s), so kills land at random phases of a peer's
+  periodic timer instead of locking onto one. The master's children are read from
   ``/proc/PID/task/*/children`` every ~0.25 ms, so the figure is "the
   supervisor has forked/spawned the replacement" (the worker program's own
   start-up is not included);
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -326,7 +329,9 @@ def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
                 order.extend(sorted(new))
             else:
                 misses += 1
-            time.sleep(args.gap)
+            # a random part, as long as this peer's slowest respawn (<= 1 s), so
+            # kills do not phase-lock to a supervisor's periodic timer
+            time.sleep(args.gap + random.uniform(0, min(1.0, 2 * max(latencies, default=0.0))))
         if not latencies:
             raise Unavailable(f"no replacement seen within {args.kill_timeout:g} s{tail(log)}")
         return {"latencies": latencies, "misses": misses}
@@ -334,9 +339,39 @@ def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
         stop(proc)
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
+def _schedstat(pid: int) -> dict[int, float]:
+    """Seconds on CPU of each thread of ``pid`` (nanosecond counters)."""
+    used = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+            used[int(tid)] = int(fh.read().split()[0]) / 1e9
+    return used
+
+
+def cpu_window(pid: int, seconds: float) -> float:
+    """CPU seconds per second of ``pid`` (all threads) over ``seconds``.
+
+    From the threads' nanosecond schedstat counters when the set of threads
+    did not change (clock-tick utime/stime would only resolve 0.1 % over
+    10 s), else from psutil's cpu_times (which also keeps ended threads).
+    """
+    proc = psutil.Process(pid)
+    times0, t0 = proc.cpu_times(), time.monotonic()
+    try:
+        sched0 = _schedstat(pid)
+    except OSError:
+        sched0 = None
+    time.sleep(seconds)  # the measuring window: this script does nothing else
+    try:
+        sched1 = _schedstat(pid) if sched0 is not None else None
+    except OSError:
+        sched1 = None
+    times1, t1 = proc.cpu_times(), time.monotonic()
+    if sched0 is not None and sched1 is not None and sched0.keys() == sched1.keys():
+        used = sum(sched1.values()) - sum(sched0.values())
+    else:
+        used = (times1.user + times1.system) - (times0.user + times0.system)
+    return used / (t1 - t0)
 
 
 def measure_idle(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
@@ -345,11 +380,9 @@ def measure_idle(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
         pool = wait_for_workers(proc, workers, args.start_timeout, log)
         time.sleep(args.settle)
         master = psutil.Process(proc.pid)
-        cpu0, t0 = cpu_seconds(master), time.monotonic()
-        time.sleep(args.idle_seconds)  # the measuring window: this script does nothing else
-        cpu1, t1 = cpu_seconds(master), time.monotonic()
+        cpu = cpu_window(proc.pid, args.idle_seconds)
         now = live_children(proc.pid)
-        return {"cpu": (cpu1 - cpu0) / (t1 - t0) * 100, "rss": master.memory_info().rss,
+        return {"cpu": cpu * 100, "rss": master.memory_info().rss,
                 "threads": master.num_threads(), "workers": len(now),
                 "extra": len(now) - workers, "replaced": len(pool - now)}
     finally:
@@ -483,7 +516,7 @@ def main() -> int:
 
         print(f"Respawn latency ({args.latency_workers} workers; SIGKILL the oldest worker, time until the "
               f"master has a new child; {args.kills} kills or {args.latency_seconds:g} s per supervisor, "
-              f"{args.gap * 1000:g} ms pause after each) and idle master cost ({args.workers} workers, "
+              f"pause {args.gap * 1000:g} ms + random 0..2x slowest so far, <= 1 s) and idle master cost ({args.workers} workers, "
               f"{args.idle_seconds:g} s window after {args.settle:g} s settle); "
               f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, worker: {' '.join(WORKER)} "
               "(gunicorn: its sync workers)")

@@ -65,6 +65,9 @@ class RecordingApi:
 
     def apply(self, obj):
         self.calls.add(("apply", obj["apiVersion"], obj["kind"], None))
+        if obj["kind"] == "Deployment":  # the live count the API returns; 0 strands an autoscaled pool
+            obj = copy.deepcopy(obj)
+            obj["spec"].setdefault("replicas", 0)
         return obj
 
     def delete(self, api_version, kind, namespace, name, uid=None):
@@ -98,6 +101,11 @@ def example_pools() -> list[dict]:
                 doc["metadata"].setdefault("generation", 1)
                 pools.append(doc)
     assert pools, "no example WorkerPool found in examples/"
+    # and one autoscaled on busy workers only, which a Deployment at 0 strands
+    stranded = copy.deepcopy(next(p for p in pools if (p["spec"].get("autoscaling") or {}).get("enabled")))
+    stranded["spec"].pop("queue", None)
+    stranded["spec"]["autoscaling"].update(minReplicas=1, targets={"busyWorkersPercent": 80})
+    pools.append(stranded)
     return pools
 
 
