@@ -477,10 +477,11 @@ def main() -> int:
                         help="circus's [circus] check_delay (its default 1 s; it respawns only then)")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of " + ",".join(PEERS))
     parser.add_argument("--venv", type=Path, help="use (create if missing, keep) this venv instead of a throwaway one")
-    parser.add_argument("--quick", action="store_true", help="50 kills, 3 s idle window, 15 s latency cap")
+    parser.add_argument("--quick", action="store_true",
+                        help="defaults of 50 kills, 3 s idle window, 15 s latency cap, 2 s settle")
+    if parser.parse_known_args()[0].quick:  # explicit flags still win
+        parser.set_defaults(kills=50, idle_seconds=3.0, latency_seconds=15.0, settle=2.0)
     args = parser.parse_args()
-    if args.quick:
-        args.kills, args.idle_seconds, args.latency_seconds, args.settle = 50, 3.0, 15.0, 2.0
     wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in PEERS]
     if unknown:

@@ -122,6 +122,7 @@ async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulat
         assert pool["status"]["queueDepth"] == 0
         assert condition(pool, "Ready")["message"] == "kept"  # other writers' conditions preserved
         assert condition(pool, "MetricsAvailable")["status"] == "True"
+        assert not pool["metadata"].get("finalizers"), "a finalizer would block deletion while the operator is down"
         await wait_until(lambda: events(kmock, "ScaledToZero"), "the ScaledToZero Event")
 
         # First message → back to 1 replica; the HPA takes over from there.

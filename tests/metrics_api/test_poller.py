@@ -202,3 +202,89 @@ async def test_a_status_write_racing_another_writer_is_retried_next_tick(world, 
         assert cond(kube.body, METRICS_AVAILABLE)["status"] == "True" and len(kube.status_patches) == 1
     finally:
         poller.close()
+
+
+def pods_only_body() -> dict:
+    body = pool_body({})
+    del body["spec"]["queue"]
+    body["spec"]["autoscaling"]["targets"] = {"busyWorkersPercent": 80}
+    return body
+
+
+async def test_a_pool_without_a_queue_is_unknown_until_its_pods_metrics_are_asked_for(world):
+    poller, kube, pods, registry, provider, events, _ = world(pods_only_body())
+    await poller.tick(kube.body)
+    c = cond(kube.body, METRICS_AVAILABLE)
+    assert (c["status"], c["reason"]) == ("Unknown", "NotReadYet") and events == []
+    assert "queueDepth" not in kube.body["status"] and registry.pools(NS) == {}
+
+    pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]  # /metrics unreachable
+    with pytest.raises(MetricError):
+        await provider.pods(NS, "*", names.METRIC_BUSY_RATIO, f"{names.POOL_LABEL}=orders")
+    await poller.tick(kube.body)
+    c = cond(kube.body, METRICS_AVAILABLE)
+    assert (c["status"], c["reason"]) == ("False", "PodMetricsUnavailable") and "orders-1" in c["message"]
+    assert events == [("Warning", "MetricsUnavailable", c["message"])]
+
+
+async def test_removing_the_queue_at_zero_replicas_scales_back_to_one_and_stops_serving_it(world, redis_server):
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    body = pool_body(queue, min_replicas=0, cooldown=0)
+    poller, kube, pods, registry, _, events, _ = world(body, replicas=0)
+    try:
+        await poller.tick(kube.body)
+        assert poller.state.phase is Phase.SCALED_TO_ZERO and "orders" in registry.pools(NS)
+        assert kube.body["status"]["queueDepth"] == 0
+
+        del kube.body["spec"]["queue"]  # the user drops the queue (and with it scale to zero)
+        await poller.tick(kube.body)
+        assert kube.scales == [1] and poller.state.phase is Phase.DISABLED
+        assert events[-1][:2] == ("Normal", "ScaleToZeroDisabled")
+        assert registry.pools(NS) == {} and "queueDepth" not in kube.body["status"]
+    finally:
+        poller.close()
+
+
+async def test_pollers_follow_the_watch_start_refresh_and_stop(redis_server, monkeypatch):
+    """handlers.Pollers: a task per pool needing one (no kopf daemon, so no
+    finalizer), fed the newest body, stopped when the pool no longer needs it."""
+    import asyncio
+
+    from podsup_operator.metrics_api import handlers
+
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0",
+             "pollIntervalSeconds": 0.05}
+    body = pool_body(queue)
+    kube = FakeKube(body)
+    registry = QueueRegistry()
+    provider = MetricsProvider(registry, FakePods(), PodScraper(timeout=1.0, ttl=0.0))
+    monkeypatch.setattr(handlers, "_runtime", handlers.Runtime(kube, registry, provider))
+    pollers = handlers.Pollers()
+
+    async def until(predicate, what):
+        for _ in range(400):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        pollers.observe(None, body)  # the initial listing
+        await until(lambda: "orders" in registry.pools(NS), "the pool's depth served")
+        task = pollers.tasks[(NS, "orders")]
+        redis_server.client().rpush("jobs", "a", "b")
+        pollers.observe("MODIFIED", kube.body)  # same pool: the same task, the newer body
+        assert pollers.tasks[(NS, "orders")] is task
+        await until(lambda: kube.body["status"].get("queueDepth") == 2, "queueDepth from the newer body")
+
+        unscaled = {**kube.body, "spec": {"image": "x"}}  # no queue, no autoscaling: no poller
+        pollers.observe("MODIFIED", unscaled)
+        await until(task.done, "the poller to stop")
+        assert registry.pools(NS) == {} and not pollers.tasks
+
+        pollers.observe("ADDED", kube.body)
+        await until(lambda: "orders" in registry.pools(NS), "a poller again")
+        pollers.observe("DELETED", kube.body)
+        await until(lambda: registry.pools(NS) == {}, "the deleted pool forgotten")
+    finally:
+        await pollers.stop_all()

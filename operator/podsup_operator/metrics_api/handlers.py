@@ -1,5 +1,6 @@
-"""kopf wiring of the metrics API: the HTTPS server's lifetime and a queue
-poller daemon per WorkerPool with a queue.
+"""kopf wiring of the metrics API: the HTTPS server's lifetime and a poller
+task per WorkerPool with a queue or with autoscaling on (no kopf daemon: no
+finalizer on pools).
 
 :func:`register` puts the handlers into a kopf registry; importing
 :mod:`podsup_operator.metrics_api.kopf_handlers` (listed in the CLI's
@@ -10,7 +11,8 @@ of other handler modules never start a metrics server by accident.
 The server starts with the operator (``on.startup``) and stops with it
 (``on.cleanup``): while the APIService exists the endpoint must answer, or
 the aggregator marks the group unavailable and namespace deletion blocks
-cluster-wide. The pollers run whether or not the server is enabled (status
+cluster-wide. The pollers (one per pool with a queue or with autoscaling
+on) run whether or not the server is enabled (status
 and scale to zero need the queue depth either way). Settings come from
 ``podsup-operator run`` flags via :data:`SETTINGS`.
 """
@@ -100,9 +102,10 @@ def runtime(kube: Any | None = None) -> Runtime:
 
 
 def reset() -> None:
-    """Forget the runtime (tests start operators against fresh emulators)."""
-    global _runtime
+    """Forget the runtime and the pollers (tests start operators against fresh emulators)."""
+    global _runtime, POLLERS
     _runtime = None
+    POLLERS = Pollers()
 
 
 def _serving_files() -> tuple[str, str]:
@@ -170,32 +173,87 @@ async def stop_metrics_api(**_: Any) -> None:
         rt.api = None
 
 
-def _has_queue(spec: Any, **_: Any) -> bool:
-    return bool((spec or {}).get("queue"))
+def _needs_poller(spec: Any, **_: Any) -> bool:
+    """A queue to poll, or autoscaling whose metrics health (and a scale to
+    zero to undo after the queue is removed) belongs in the status."""
+    spec = spec or {}
+    return bool(spec.get("queue")) or bool((spec.get("autoscaling") or {}).get("enabled"))
 
 
-async def queue_poller(body: Any, name: str, namespace: str, stopped: Any, logger: Any, **_: Any) -> None:
-    """Poll the pool's queue until the pool (or its queue) goes away."""
-    rt = runtime()
+class Pollers:
+    """One asyncio task per WorkerPool that needs a poller, started and
+    stopped from the WorkerPool watch.
 
-    def emit(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message)
+    Not a ``kopf.daemon``: kopf puts a finalizer on every object a daemon
+    runs for, so deleting such a pool (or its namespace) would hang whenever
+    the operator is not running. An ``on.event`` handler needs no finalizer;
+    each task reads the newest body the watch delivered before every tick.
+    """
 
-    poller = PoolPoller(namespace, name, rt.registry, rt.provider, rt.kube, emit)
-    try:
-        while not stopped:
-            try:
-                interval = await poller.tick(dict(body))
-            except Exception as exc:  # noqa: BLE001 - one failed tick (API hiccup) must not end polling
-                logger.warning(f"queue poll of {namespace}/{name} failed: {type(exc).__name__}: {exc}")
-                interval = 5.0
-            await stopped.wait(interval)
-    finally:
-        poller.forget()
+    def __init__(self) -> None:
+        self.bodies: dict[tuple[str, str], dict] = {}
+        self.tasks: dict[tuple[str, str], asyncio.Task] = {}
+
+    def observe(self, event_type: str | None, body: dict) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED" or meta.get("deletionTimestamp") or not _needs_poller(body.get("spec")):
+            self.bodies.pop(key, None)
+            task = self.tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            return
+        self.bodies[key] = body
+        task = self.tasks.get(key)
+        if task is None or task.done():
+            self.tasks[key] = asyncio.create_task(self._run(key), name=f"podsup-poller-{key[0]}/{key[1]}")
+
+    async def _run(self, key: tuple[str, str]) -> None:
+        namespace, name = key
+        rt = runtime()
+
+        def emit(type_: str, reason: str, message: str) -> None:
+            body = self.bodies.get(key)
+            if body is not None:
+                kopf.event(body, type=type_, reason=reason, message=message)
+
+        poller = PoolPoller(namespace, name, rt.registry, rt.provider, rt.kube, emit)
+        try:
+            while key in self.bodies:
+                try:
+                    interval = await poller.tick(self.bodies[key])
+                except Exception as exc:  # noqa: BLE001 - one failed tick (API hiccup) must not end polling
+                    log.warning("queue poll of %s/%s failed: %s: %s", namespace, name, type(exc).__name__, exc)
+                    interval = 5.0
+                await asyncio.sleep(interval)
+        finally:
+            poller.forget()
+
+    async def stop_all(self) -> None:
+        tasks = list(self.tasks.values())
+        self.bodies.clear()
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+POLLERS = Pollers()
+
+
+async def pool_event(event: Any, body: Any, **_: Any) -> None:
+    """Every WorkerPool watch event: start, refresh or stop its poller."""
+    import copy
+
+    POLLERS.observe(event.get("type"), copy.deepcopy(dict(body)))
+
+
+async def stop_pollers(**_: Any) -> None:
+    await POLLERS.stop_all()
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.startup(registry=registry, id="metrics-api-start")(start_metrics_api)
     kopf.on.cleanup(registry=registry, id="metrics-api-stop")(stop_metrics_api)
-    kopf.daemon(*WORKERPOOLS, registry=registry, id="metrics-api-queue-poller", when=_has_queue,
-                cancellation_timeout=10.0)(queue_poller)
+    kopf.on.event(*WORKERPOOLS, registry=registry, id="metrics-api-pollers")(pool_event)
+    kopf.on.cleanup(registry=registry, id="metrics-api-pollers-stop")(stop_pollers)

@@ -1,7 +1,7 @@
 """One WorkerPool's queue poller: broker → registry, scale to zero, status.
 
-Run by a kopf daemon per pool with a queue (``handlers``), one :meth:`tick`
-per ``queue.pollIntervalSeconds``. Each tick:
+Run by a kopf daemon per pool with a queue or with autoscaling on
+(``handlers``), one :meth:`tick` per ``queue.pollIntervalSeconds``. Each tick:
 
 1. reads the queue depth from the broker (the probe is rebuilt when the queue
    settings or the Secret's URL change) into the registry the HTTPS API serves;
@@ -12,6 +12,11 @@ per ``queue.pollIntervalSeconds``. Each tick:
    conditions (through the shared ``set_condition``, other writers' types
    untouched) only when they change, and posts Events when metrics become
    unreadable or readable again and on scale to/from zero.
+
+A pool without a queue (autoscaled on requests/s or busy workers only, or
+whose queue was just removed) gets the same ticks minus the broker: the
+``MetricsAvailable`` condition then follows its Pods metrics (``Unknown``
+until the HPA has asked for one), and a scale to zero it had made is undone.
 
 The Deployment is the pool's name (the builders name every child after the
 pool). Blocking client calls run in threads; decisions stay pure.
@@ -26,7 +31,7 @@ from typing import Any, Callable
 from podsup import names
 
 from .. import crd, scale_to_zero
-from ..conditions import FALSE, TRUE, get_condition, now_rfc3339, set_condition
+from ..conditions import FALSE, TRUE, UNKNOWN, get_condition, now_rfc3339, set_condition
 from .provider import MetricsProvider
 from .sources.pods import targets
 from .sources.queue import QueueProbe, QueueReading, QueueRegistry, QueueSpecError, broker_url, poll_interval
@@ -96,7 +101,7 @@ class PoolPoller:
             return None
         replicas = await asyncio.to_thread(self.kube.deployment_replicas, self.namespace, self.name)
         busy: bool | None = False
-        if enabled and reading.ok and reading.value == 0 and replicas:
+        if enabled and reading is not None and reading.ok and reading.value == 0 and replicas:
             try:
                 busy = await self._busy()
             except Exception as exc:  # noqa: BLE001 - unknown busy holds the phase
@@ -105,7 +110,7 @@ class PoolPoller:
         obs = scale_to_zero.Observation(
             now=self._mono(), enabled=enabled,
             cooldown=scale_to_zero.cooldown(spec, crd.DEFAULT_IDLE_COOLDOWN),
-            replicas=replicas, queue_depth=reading.value if reading.ok else None, busy=busy)
+            replicas=replicas, queue_depth=reading.value if reading is not None and reading.ok else None, busy=busy)
         transition = scale_to_zero.step(self.state, obs)
         if transition.scale_to is not None:
             await asyncio.to_thread(self.kube.scale_deployment, self.namespace, self.name, transition.scale_to)
@@ -116,16 +121,21 @@ class PoolPoller:
 
     # --- 3. status ---------------------------------------------------------------
 
-    def _metrics_condition(self, reading: QueueReading) -> tuple[str, str, str]:
-        if not reading.ok:
+    def _metrics_condition(self, reading: QueueReading | None) -> tuple[str, str, str]:
+        if reading is not None and not reading.ok:
             return FALSE, "QueueDepthUnavailable", reading.error
         health = self.provider.health.get((self.namespace, self.name, "pods"))
-        if health and not health.ok and self._wall() - health.timestamp < POD_HEALTH_MAX_AGE:
+        recent = health is not None and self._wall() - health.timestamp < POD_HEALTH_MAX_AGE
+        if recent and not health.ok:
             return FALSE, "PodMetricsUnavailable", health.message
-        display = self._probe.target.display if self._probe else "the broker"
-        return TRUE, "MetricsReadable", f"queue depth read from {display}"
+        if reading is not None:
+            display = self._probe.target.display if self._probe else "the broker"
+            return TRUE, "MetricsReadable", f"queue depth read from {display}"
+        if recent:
+            return TRUE, "MetricsReadable", health.message
+        return UNKNOWN, "NotReadYet", "no queue; no Pods metric of this pool has been asked for recently"
 
-    async def _write_status(self, body: dict, reading: QueueReading,
+    async def _write_status(self, body: dict, reading: QueueReading | None,
                             transition: scale_to_zero.Transition | None) -> None:
         current = body.get("status") or {}
         generation = (body.get("metadata") or {}).get("generation")
@@ -141,7 +151,7 @@ class PoolPoller:
         patch: dict = {}
         if conds != (current.get("conditions") or []):
             patch["conditions"] = conds
-        depth = int(reading.value) if reading.ok else None
+        depth = int(reading.value) if reading is not None and reading.ok else None
         old_depth = current.get("queueDepth")
         if depth != old_depth:
             crossing = (depth == 0) != (old_depth == 0) or depth is None or old_depth is None
@@ -158,7 +168,7 @@ class PoolPoller:
         if old_metrics is None or old_metrics.get("status") != status:
             if status == FALSE:
                 self.emit("Warning", "MetricsUnavailable", message)
-            elif old_metrics is not None:
+            elif status == TRUE and old_metrics is not None:
                 self.emit("Normal", "MetricsAvailable", message)
 
     # --- the tick ----------------------------------------------------------------
@@ -168,6 +178,12 @@ class PoolPoller:
         spec = body.get("spec") or {}
         queue = spec.get("queue") or {}
         interval = poll_interval(queue)
+        if not queue:
+            self.forget()  # a removed queue's depth is no longer served
+            self.last_reading = None
+            transition = await self._scale_to_zero(spec, None)
+            await self._write_status(body, None, transition)
+            return interval
         reading = await self._read(queue)
         self.last_reading = reading
         self.registry.put(self.namespace, self.name, reading, interval)
