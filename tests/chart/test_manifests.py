@@ -75,7 +75,8 @@ def test_operator_deployment_is_single_recreate_and_hardened(default_objects):
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"] and container["resources"]["limits"]
-    assert "readinessProbe" not in container
+    # readiness only gates the metrics API Service (tests/metrics_api/test_chart.py)
+    assert set(container["readinessProbe"]) == {"tcpSocket", "periodSeconds", "failureThreshold"}
 
 
 def test_operator_ports_and_liveness_probe_match_names(default_objects):

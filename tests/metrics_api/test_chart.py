@@ -76,6 +76,8 @@ def test_the_operator_serves_that_certificate_on_the_port_the_service_targets(de
     volumes = {v["name"]: v for v in pod["volumes"]}
     (volume,) = [n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
     assert args.tls_cert_file == f"{mounts[volume]}/tls.crt" and args.tls_key_file == f"{mounts[volume]}/tls.key"
+    # the Service routes to the pod only once the HTTPS listener is up
+    assert container["readinessProbe"]["tcpSocket"]["port"] == service["spec"]["ports"][0]["targetPort"]
 
 
 def test_delegated_auth_bindings_name_the_operator_serviceaccount(default_objects):
@@ -126,6 +128,7 @@ def test_off_switch_leaves_only_the_pollers_rbac():
     assert "--no-metrics-api" in container["args"]
     assert not cli.build_parser().parse_args(container["args"]).metrics_api
     assert "metrics-api" not in {p["name"] for p in container["ports"]}
+    assert "readinessProbe" not in container
 
 
 def test_one_group_version_can_be_left_to_another_server():
