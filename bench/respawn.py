@@ -61,6 +61,7 @@ PEERS = ("podsup", "gunicorn", "supervisord", "circus")
 DISTRIBUTIONS = {"gunicorn": "gunicorn", "supervisord": "supervisor", "circus": "circus"}
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 WORKER = [SLEEP, "3600"]
+MARKER = "PODSUP_BENCH_RESPAWN_RUN"
 
 WSGI_APP = '''\
 def app(environ, start_response):
@@ -144,23 +145,26 @@ def tail(log: Path, lines: int = 3) -> str:
     return ("; log: " + " | ".join(line.strip()[:160] for line in text[-lines:])) if text else ""
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the master (each drains/stops gracefully), then SIGKILL leftovers."""
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
+def stop(proc: subprocess.Popen, marker: str) -> None:
+    """SIGTERM the master (each drains/stops gracefully), then SIGKILL leftovers.
+
+    Workers may sit in sessions of their own (circus setsid()s them) and may be
+    started while the master is stopping, so leftovers are found by ``marker``
+    (NAME=VALUE in the environment of everything this run started).
+    """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             pass
-    for member in family:
+    name, _, value = marker.partition("=")
+    for other in psutil.process_iter():
         try:
-            member.kill()
-        except psutil.NoSuchProcess:
-            pass
+            if other.pid != os.getpid() and other.environ().get(name) == value:
+                other.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # started with start_new_session: pgid = pid
     except (ProcessLookupError, PermissionError):
@@ -182,6 +186,8 @@ class Peer:
         self.venv = venv
         self.tmp = tmp
         self.args = args
+        #: in the environment of every supervisor and worker of this run (clean-up)
+        self.marker = f"{MARKER}={tmp}"
 
     def command(self, workers: int, run: Path) -> tuple[list[str], dict[str, str]]:
         raise NotImplementedError
@@ -190,6 +196,7 @@ class Peer:
         run = self.tmp / f"{self.name}-{label}"
         run.mkdir()
         argv, env = self.command(workers, run)
+        env[MARKER] = str(self.tmp)
         log = run / "output.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, env=env, cwd=run, stdin=subprocess.DEVNULL, stdout=out,
@@ -290,6 +297,9 @@ numprocesses = {workers}
 respawn = true
 max_retry = -1
 warmup_delay = 0
+
+[env:w]
+{MARKER} = {self.tmp}
 """)
         return [self.bin("circusd"), str(conf)], {**os.environ, "PYTHONPATH": ""}
 
@@ -336,7 +346,7 @@ def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
             raise Unavailable(f"no replacement seen within {args.kill_timeout:g} s{tail(log)}")
         return {"latencies": latencies, "misses": misses}
     finally:
-        stop(proc)
+        stop(proc, peer.marker)
 
 
 def _schedstat(pid: int) -> dict[int, float]:
@@ -386,7 +396,7 @@ def measure_idle(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
                 "threads": master.num_threads(), "workers": len(now),
                 "extra": len(now) - workers, "replaced": len(pool - now)}
     finally:
-        stop(proc)
+        stop(proc, peer.marker)
 
 
 # ---------------------------------------------------------------- set-up

@@ -51,6 +51,10 @@ KIND = "WorkerPool"
 PLURAL = "workerpools"
 #: Field manager of every server-side apply the operator makes.
 FIELD_MANAGER = "podsup-operator"
+#: Annotation on every child: a digest of what the operator last applied, so a
+#: field dropped from the spec (which the live object still holds) is noticed
+#: and applied away (server-side apply removes fields its manager stops setting).
+APPLIED_HASH_ANNOTATION = "podsup.io/applied-hash"
 #: Label on every pod (and child object) of a WorkerPool; the Deployment's
 #: selector and the metrics API's pod lookups use it. Prometheus relabels it to
 #: the series label ``workerpool`` (EXTERNAL_SELECTOR_LABEL).

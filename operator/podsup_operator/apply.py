@@ -19,6 +19,9 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 #: Replica writes through the scale subresource (scale to/from zero) go under a
 #: manager of their own, so ``kubectl get deploy -o yaml`` shows who set them.
 SCALE_FIELD_MANAGER = f"{names.FIELD_MANAGER}-scale-to-zero"
+#: Applies spec.replicas once when autoscaling is turned on, so the count is
+#: kept while our own manager gives the field up (see reconcile._hand_replicas_over).
+HANDOVER_FIELD_MANAGER = f"{names.FIELD_MANAGER}-handover"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
 
 #: (apiVersion, kind) → plural of every kind the operator reads or writes.
@@ -65,11 +68,11 @@ class ClusterApi:
         """The live object, or None if it does not exist."""
         return self._request("GET", object_path(api_version, kind, namespace, name), missing_ok=True)
 
-    def apply(self, obj: dict) -> dict:
-        """Server-side apply ``obj`` (creates it when missing)."""
+    def apply(self, obj: dict, manager: str = names.FIELD_MANAGER) -> dict:
+        """Server-side apply ``obj`` (creates it when missing) as ``manager``."""
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        return self._request("PATCH", path, query=[("fieldManager", names.FIELD_MANAGER), ("force", "true")],
+        return self._request("PATCH", path, query=[("fieldManager", manager), ("force", "true")],
                              content_type=APPLY_CONTENT_TYPE, body=obj) or {}
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> None:

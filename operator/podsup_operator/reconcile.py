@@ -11,14 +11,18 @@ desired state while the HPA owns it.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from podsup import names
+
 from . import scale_to_zero
-from .apply import ClusterApi
+from .apply import HANDOVER_FIELD_MANAGER, ClusterApi
 from .builders import desired_children
 from .builders.common import pool_name, pool_namespace
 from .conditions import now_rfc3339
@@ -89,6 +93,27 @@ def is_subset(desired: Any, live: Any, quantity: bool = False) -> bool:
     return _scalar_equal(desired, live, quantity)
 
 
+def with_applied_hash(desired: dict) -> dict:
+    """``desired`` plus the digest annotation of its own content.
+
+    The subset check alone cannot see a field the spec no longer sets (the
+    live object still has it); the digest changes with any change of what we
+    would apply, so the next reconcile applies, and server-side apply then
+    removes the fields our manager stopped setting.
+    """
+    digest = hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    out = copy.deepcopy(desired)
+    out["metadata"].setdefault("annotations", {})[names.APPLIED_HASH_ANNOTATION] = digest
+    return out
+
+
+def owns_replicas(live: dict | None, manager: str = names.FIELD_MANAGER) -> bool:
+    """Whether ``manager``'s apply is the only claim on the Deployment's spec.replicas."""
+    owners = [entry for entry in (live or {}).get("metadata", {}).get("managedFields") or []
+              if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})]
+    return bool(owners) and all(e.get("manager") == manager and e.get("operation") == "Apply" for e in owners)
+
+
 def controlled_by(obj: dict, pool: dict) -> bool:
     uid = pool["metadata"].get("uid")
     return any(ref.get("controller") and ref.get("uid") == uid
@@ -126,6 +151,8 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
     try:
         for (api_version, kind), desired in desired_children(pool, operator_image).items():
             current = api.get(api_version, kind, namespace, name)
+            if desired is not None:
+                desired = with_applied_hash(desired)
             if desired is None:
                 if current is not None and controlled_by(current, pool):
                     api.delete(api_version, kind, namespace, name, uid=current["metadata"].get("uid"))
@@ -139,6 +166,8 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
             if current is not None and is_subset(desired, current):
                 live[kind] = current
                 continue
+            if kind == "Deployment" and "replicas" not in desired["spec"] and owns_replicas(current):
+                _hand_replicas_over(api, current)
             live[kind] = api.apply(desired)
             outcome.applied.append(kind)
             if current is None:
@@ -153,6 +182,25 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
         raise
     _write_status(pool, api, live, None, now, outcome, swallow=False)
     return outcome
+
+
+def _hand_replicas_over(api: ClusterApi, current: dict) -> None:
+    """Autoscaling was turned on: keep the running count while the HPA takes over.
+
+    Our apply owned spec.replicas alone; applying without it would remove the
+    field and Kubernetes would reset it to 1 (a 20-replica pool dropping to 1
+    at once). Applying the same count first under a second manager makes the
+    ownership shared, so our apply only gives up ours — Kubernetes' documented
+    hand-off of replicas to an HPA ("Transferring ownership"); the HPA's
+    scale updates take the field from that manager afterwards.
+    """
+    meta = current["metadata"]
+    replicas = (current.get("spec") or {}).get("replicas")
+    if replicas is None:
+        return
+    api.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+               "spec": {"replicas": int(replicas)}}, manager=HANDOVER_FIELD_MANAGER)
 
 
 def _rescue_from_zero(pool: dict, api: ClusterApi, live: dict, outcome: Outcome, emit: Emit) -> None:

@@ -63,7 +63,7 @@ class RecordingApi:
         self.calls.add(("get", api_version, kind, None))
         return self._live(api_version, kind, namespace, name)
 
-    def apply(self, obj):
+    def apply(self, obj, manager=None):
         self.calls.add(("apply", obj["apiVersion"], obj["kind"], None))
         if obj["kind"] == "Deployment":  # the live count the API returns; 0 strands an autoscaled pool
             obj = copy.deepcopy(obj)

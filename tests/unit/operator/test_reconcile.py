@@ -11,7 +11,9 @@ import copy
 
 import pytest
 
-from podsup_operator.reconcile import ChildConflict, describe_error, is_subset, reconcile
+from podsup import names
+from podsup_operator.apply import HANDOVER_FIELD_MANAGER
+from podsup_operator.reconcile import ChildConflict, describe_error, is_subset, owns_replicas, reconcile
 
 from .conftest import make_pool
 
@@ -40,7 +42,11 @@ class FakeApi:
         obj = self.objects.get((kind, name))
         return copy.deepcopy(obj) if obj else None
 
-    def apply(self, obj):
+    def apply(self, obj, manager=names.FIELD_MANAGER):
+        if manager != names.FIELD_MANAGER:  # a partial apply by another manager: merged into the live object
+            self.calls.append(("apply", obj["kind"], manager, copy.deepcopy(obj["spec"])))
+            self.objects[(obj["kind"], obj["metadata"]["name"])]["spec"].update(copy.deepcopy(obj["spec"]))
+            return {}
         self.calls.append(("apply", obj["kind"]))
         if obj["kind"] == self.fail_kind:
             raise ApiDown(f"{obj['kind']} refused")
@@ -228,3 +234,59 @@ def test_a_pool_parked_at_zero_without_autoscaling_stays_there():
     reconcile(pool, api, IMAGE)
     assert reconcile(pool, api, IMAGE).scaled_to is None
     assert ("scale", "Deployment") not in api.writes()
+
+
+def test_a_field_dropped_from_the_spec_is_applied_away():
+    """The live object still holds a field the spec no longer sets; only the
+    applied-hash annotation tells the reconcile to apply (SSA then removes it)."""
+    api, (events, emit) = FakeApi(), events_recorder()
+    reconcile(make_pool({"pod": {"nodeSelector": {"disk": "ssd"}}}), api, IMAGE)
+    live = api.objects[("Deployment", "jobs")]
+    assert live["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
+    assert names.APPLIED_HASH_ANNOTATION in live["metadata"]["annotations"]
+    # what a real API server would show: our apply's fields plus the stale one
+    outcome = reconcile(make_pool({}), api, IMAGE, emit=emit)
+    assert outcome.applied == ["Deployment"]
+    assert "nodeSelector" not in api.objects[("Deployment", "jobs")]["spec"]["template"]["spec"]
+
+
+def managed_replicas(*managers):
+    return [{"manager": m, "operation": op, "fieldsV1": {"f:spec": {"f:replicas": {}}}} for m, op in managers]
+
+
+def test_owns_replicas_only_when_our_apply_is_the_sole_owner():
+    ours = (names.FIELD_MANAGER, "Apply")
+    assert owns_replicas({"metadata": {"managedFields": managed_replicas(ours)}})
+    assert not owns_replicas({"metadata": {"managedFields": managed_replicas(ours, ("kube-controller-manager", "Update"))}})
+    assert not owns_replicas({"metadata": {"managedFields": []}}) and not owns_replicas(None)
+
+
+def test_turning_autoscaling_on_hands_replicas_over_before_dropping_them():
+    api = FakeApi()
+    reconcile(make_pool({"replicas": 7}), api, IMAGE)
+    live = api.objects[("Deployment", "jobs")]
+    assert live["spec"]["replicas"] == 7
+    live["metadata"]["managedFields"] = managed_replicas((names.FIELD_MANAGER, "Apply"))
+    api.calls.clear()
+    autoscaled = make_pool({"replicas": 7, "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 20,
+                                                          "targets": {"busyWorkersPercent": 80}}})
+    reconcile(autoscaled, api, IMAGE)
+    writes = api.writes()
+    handover = ("apply", "Deployment", HANDOVER_FIELD_MANAGER, {"replicas": 7})
+    assert handover in writes and writes.index(handover) < writes.index(("apply", "Deployment"))
+
+
+def test_no_handover_once_the_hpa_shares_replicas():
+    api = FakeApi()
+    autoscaled = make_pool({"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 20,
+                                            "targets": {"busyWorkersPercent": 80}}})
+    reconcile(autoscaled, api, IMAGE)
+    live = api.objects[("Deployment", "jobs")]
+    live["spec"]["replicas"] = 5
+    live["metadata"]["managedFields"] = managed_replicas((names.FIELD_MANAGER, "Apply"),
+                                                         ("kube-controller-manager", "Update"))
+    live["metadata"]["annotations"].clear()  # force an apply
+    api.calls.clear()
+    reconcile(autoscaled, api, IMAGE)
+    assert ("apply", "Deployment") in api.writes()
+    assert not [c for c in api.writes() if len(c) > 2 and c[2] == HANDOVER_FIELD_MANAGER]
