@@ -153,3 +153,30 @@ def test_kubectl_scale_changes_the_deployment(namespace, operator):
     managers = {m["manager"] for m in get("deployment", "py-jobs", namespace)["metadata"]["managedFields"]
                 if m["operation"] == "Apply"}
     assert names.FIELD_MANAGER in managers
+
+
+def test_dropped_fields_are_removed_and_autoscaling_keeps_the_running_count(namespace, operator):
+    """Real server-side apply: a field dropped from the pool leaves the child;
+    turning autoscaling on does not reset replicas to 1 (the hand-off)."""
+    pool = apply_example("python-queue-worker.yaml", namespace)
+    name = pool["metadata"]["name"]
+    pool["spec"]["replicas"] = 3
+    pool["spec"].setdefault("pod", {})["nodeSelector"] = {"kubernetes.io/os": "linux"}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(pool))
+    wait_for(lambda: (lambda d: d and d["spec"]["replicas"] == 3
+                      and d["spec"]["template"]["spec"].get("nodeSelector"))(get("deployment", name, namespace)),
+             60, interval=1, message="3 replicas and the nodeSelector")
+
+    del pool["spec"]["pod"]["nodeSelector"]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(pool))
+    wait_for(lambda: not get("deployment", name, namespace)["spec"]["template"]["spec"].get("nodeSelector"), 60,
+             interval=1, message="the dropped nodeSelector removed from the Deployment")
+
+    pool["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 5,
+                                   "targets": {"cpuPercent": 80}}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(pool))
+    wait_for(lambda: get("hpa", name, namespace), 60, interval=1, message="the HPA")
+    deployment = wait_for(lambda: (lambda d: d if any(m["manager"] == "podsup-operator-handover"
+                                                      for m in d["metadata"].get("managedFields", [])) else None)(
+        get("deployment", name, namespace)), 60, interval=1, message="the replicas hand-off")
+    assert deployment["spec"]["replicas"] == 3, "turning autoscaling on must not reset replicas to 1"
