@@ -114,12 +114,12 @@ def url(resource: str, name: str | None = None, ns: str = KMOCK_NS) -> str:
 
 
 class ReviewingEmulator(kmock_lib.KubernetesEmulator):
-    """kmock, minus storing access reviews: a real API server never stores a
-    SubjectAccessReview (they have no name), kmock would answer the second
-    one with 409."""
+    """kmock, minus storing reviews: a real API server never stores a
+    SubjectAccessReview or TokenReview (they have no name), kmock would answer
+    the second one with 409."""
 
     async def _handle(self, request: Any) -> Any:
-        if request.resource is not None and request.resource.plural == "subjectaccessreviews":
+        if request.resource is not None and request.resource.plural in ("subjectaccessreviews", "tokenreviews"):
             return await super(kmock_lib.KubernetesEmulator, self)._handle(request)
         return await super()._handle(request)
 
