@@ -123,6 +123,12 @@ SUPERVISOR = obj(
         "logFormat": string("Log format of podsup (--log-format).", enum=["text", "json"]),
         "metricsPort": integer("Port of podsup's /metrics, /healthz and /readyz (--http 0.0.0.0:PORT).",
                                1, 65535, default=names.DEFAULT_HTTP_PORT),
+        "preload": string("Python workers: MODULE:FUNC imported once in podsup's master process, workers "
+                          "forked to call FUNC, sharing its memory copy-on-write (--preload). podsup must be "
+                          "installed in the image (pip install podsup): `command` is then the image's Python "
+                          "(e.g. [python3]), run as `COMMAND -m podsup run ... --preload MODULE:FUNC`; no "
+                          "init container is added and `args` must be empty.",
+                          pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"),
     },
 )
 
@@ -271,6 +277,9 @@ SPEC = obj(
          "ports[].containerPort must differ from supervisor.metricsPort"),
         ("!has(self.supervisor.minReady) || self.supervisor.minReady <= self.processes",
          "supervisor.minReady must be less than or equal to processes"),
+        ("!has(self.supervisor.preload) || !has(self.args) || size(self.args) == 0",
+         "supervisor.preload replaces the worker command: args must be empty (command is the Python that has "
+         "podsup installed, e.g. [python3])"),
     ],
 )
 

@@ -40,6 +40,7 @@ SUPERVISOR_FLAGS = {
     "slowRequestSeconds": "--slow-request",
     "minReady": "--min-ready",
     "logFormat": "--log-format",
+    "preload": "--preload",
 }
 #: The query parameter naming the list/queue in podsup's --queue URL.
 QUEUE_PARAM = {"redis": "list", "amqp": "queue"}
@@ -82,8 +83,23 @@ def podsup_args(pool: dict) -> list[str]:
     return args
 
 
+def preloaded(pool: dict) -> bool:
+    """``supervisor.preload``: podsup comes from the image's own Python, not the init container."""
+    return bool(section(pool, "supervisor").get("preload"))
+
+
+def podsup_exe(pool: dict) -> list[str]:
+    """How the worker container runs podsup: the copied standalone binary, or
+    ``COMMAND -m podsup`` (the image's Python) for a preloaded pool."""
+    if preloaded(pool):
+        return [*spec(pool).get("command", []), "-m", "podsup"]
+    return [PODSUP]
+
+
 def worker_command(pool: dict) -> list[str]:
     s = spec(pool)
+    if preloaded(pool):  # --preload MODULE:FUNC is among the flags; there is no COMMAND
+        return [*podsup_exe(pool), "run", *podsup_args(pool)]
     return [PODSUP, "run", *podsup_args(pool), "--", *s.get("command", []), *s.get("args", [])]
 
 
@@ -135,9 +151,11 @@ def worker_container(pool: dict) -> dict:
         "httpGet": {"path": names.READYZ_PATH, "port": names.METRICS_PORT_NAME},
         "periodSeconds": 5, "failureThreshold": 1, "timeoutSeconds": 2,
     }
-    container["lifecycle"] = {"preStop": {"exec": {"command": [PODSUP, "drain", "--wait"]}}}
-    container["volumeMounts"] = [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True},
-                                 *(s.get("volumeMounts") or [])]
+    container["lifecycle"] = {"preStop": {"exec": {"command": [*podsup_exe(pool), "drain", "--wait"]}}}
+    mounts = [] if preloaded(pool) else [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True}]
+    mounts += s.get("volumeMounts") or []
+    if mounts:
+        container["volumeMounts"] = mounts
     pod = section(pool, "pod")
     if pod.get("containerSecurityContext"):
         container["securityContext"] = pod["containerSecurityContext"]
@@ -168,12 +186,15 @@ def pod_template(pool: dict, operator_image: str) -> dict:
         **(pod.get("annotations") or {}),
     }
     labels = {**(pod.get("labels") or {}), **common_labels(pool)}  # ours win: the selector needs them
-    pod_spec: dict[str, Any] = {
-        "initContainers": [install_container(pool, operator_image)],
-        "containers": [worker_container(pool)],
-        "volumes": [{"name": BIN_VOLUME, "emptyDir": {}}, *(pod.get("volumes") or [])],
-        "terminationGracePeriodSeconds": termination_grace_seconds(pool),
-    }
+    pod_spec: dict[str, Any] = {}
+    if not preloaded(pool):
+        pod_spec["initContainers"] = [install_container(pool, operator_image)]
+    pod_spec["containers"] = [worker_container(pool)]
+    volumes = [] if preloaded(pool) else [{"name": BIN_VOLUME, "emptyDir": {}}]
+    volumes += pod.get("volumes") or []
+    if volumes:
+        pod_spec["volumes"] = volumes
+    pod_spec["terminationGracePeriodSeconds"] = termination_grace_seconds(pool)
     for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",
                   "securityContext", "priorityClassName"):
         if pod.get(field):

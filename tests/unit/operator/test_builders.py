@@ -88,6 +88,18 @@ def test_init_container_copies_the_binary_into_the_shared_volume():
     assert mounts == {names.SHARED_BIN_DIR}
 
 
+def test_preload_runs_the_images_own_podsup_with_no_init_container():
+    pool = make_pool({"command": ["python3"], "processes": 3, "supervisor": {"preload": "app.workers:main"}})
+    dep = build_deployment(pool, IMAGE)
+    pod_spec = dep["spec"]["template"]["spec"]
+    c = container(dep)
+    assert c["command"][:4] == ["python3", "-m", "podsup", "run"] and "--" not in c["command"]
+    assert c["command"][c["command"].index("--preload") + 1] == "app.workers:main"
+    assert c["command"][c["command"].index("--workers") + 1] == "3"
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["python3", "-m", "podsup", "drain", "--wait"]
+    assert "initContainers" not in pod_spec and "volumes" not in pod_spec and "volumeMounts" not in c
+
+
 def test_prestop_drains_and_grace_period_covers_drain_and_graceful_timeout():
     pool = make_pool({"supervisor": {"drainDelaySeconds": 12, "gracefulTimeoutSeconds": 40}})
     dep = build_deployment(pool, IMAGE)

@@ -127,6 +127,7 @@ VALID = [
     {"ports": [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}]},
     {"processes": 4, "supervisor": {"minReady": 4}},
     {"volumeMounts": [{"name": "w", "mountPath": "/w"}], "pod": {"volumes": [{"name": "w", "emptyDir": {}}]}},
+    {"command": ["python3"], "supervisor": {"preload": "app.workers:main"}},
 ]
 
 INVALID = [
@@ -159,6 +160,9 @@ INVALID = [
     ({"processes": 2, "supervisor": {"minReady": 3}}, "supervisor.minReady must be less than or equal to processes"),
     ({"pod": {"volumes": [{"name": "podsup-bin", "emptyDir": {}}]}},
      "pod.volumes[].name podsup-bin is reserved for the podsup binary"),
+    ({"command": ["python3"], "args": ["app.py"], "supervisor": {"preload": "app:main"}},
+     "supervisor.preload replaces the worker command: args must be empty"),
+    ({"command": ["python3"], "supervisor": {"preload": "app"}}, "supervisor.preload"),
 ]
 
 
