@@ -84,11 +84,15 @@ def compute_status(pool: dict, deployment: dict | None, hpa: dict | None, error:
         put(SCALING_ACTIVE, FALSE, "AutoscalingDisabled", f"spec.replicas ({wanted}) sets the pod count")
     else:
         hpa_cond = get_condition(((hpa or {}).get("status") or {}).get("conditions"), "ScalingActive")
+        # `kubectl scale wp` writes spec.replicas, which the HPA overrides: say so where users look
+        asked = spec(pool).get("replicas")
+        ignored = (f"; spec.replicas ({asked}) is not used while autoscaling is on (the HPA keeps {wanted}; "
+                   f"change autoscaling.minReplicas/maxReplicas)") if deployment and asked not in (None, wanted) else ""
         if hpa_cond is None:
-            put(SCALING_ACTIVE, UNKNOWN, "HPAPending", "the HorizontalPodAutoscaler has not reported yet")
+            put(SCALING_ACTIVE, UNKNOWN, "HPAPending", "the HorizontalPodAutoscaler has not reported yet" + ignored)
         else:
             put(SCALING_ACTIVE, hpa_cond.get("status", UNKNOWN), hpa_cond.get("reason") or "HPA",
-                hpa_cond.get("message", ""))
+                hpa_cond.get("message", "") + ignored)
     status["conditions"] = conds
     return status
 

@@ -79,7 +79,8 @@ def test_progress_deadline_exceeded_degrades():
 
 
 def test_scaling_active_mirrors_the_hpa():
-    pool = make_pool({"autoscaling": {"enabled": True, "maxReplicas": 4, "targets": {"busyWorkersPercent": 50}}})
+    pool = make_pool({"replicas": 2,  # = the Deployment's count: nothing to add to the HPA's word
+                      "autoscaling": {"enabled": True, "maxReplicas": 4, "targets": {"busyWorkersPercent": 50}}})
     pending = compute_status(pool, deployment(), None, None, T0)
     assert get_condition(pending["conditions"], "ScalingActive")["status"] == "Unknown"
     hpa = {"status": {"conditions": [{"type": "ScalingActive", "status": "False", "reason": "FailedGetPodsMetric",
@@ -87,6 +88,19 @@ def test_scaling_active_mirrors_the_hpa():
     st = compute_status(pool, deployment(), hpa, None, T0)
     cond = get_condition(st["conditions"], "ScalingActive")
     assert (cond["status"], cond["reason"], cond["message"]) == ("False", "FailedGetPodsMetric", "no metrics")
+
+
+def test_kubectl_scale_under_the_hpa_is_reported_as_not_used():
+    auto = {"enabled": True, "maxReplicas": 9, "targets": {"busyWorkersPercent": 50}}
+    hpa = {"status": {"conditions": [{"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound",
+                                      "message": "ok"}]}}
+    dep = deployment()
+    dep["spec"]["replicas"] = 3
+    scaled = compute_status(make_pool({"replicas": 5, "autoscaling": auto}), dep, hpa, None, T0)
+    message = get_condition(scaled["conditions"], "ScalingActive")["message"]
+    assert message.startswith("ok; spec.replicas (5) is not used while autoscaling is on (the HPA keeps 3")
+    same = compute_status(make_pool({"replicas": 3, "autoscaling": auto}), dep, hpa, None, T0)
+    assert get_condition(same["conditions"], "ScalingActive")["message"] == "ok"
 
 
 def test_unchanged_status_gives_an_empty_patch_and_keeps_other_conditions():
