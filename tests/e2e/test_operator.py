@@ -180,3 +180,19 @@ def test_dropped_fields_are_removed_and_autoscaling_keeps_the_running_count(name
                                                       for m in d["metadata"].get("managedFields", [])) else None)(
         get("deployment", name, namespace)), 60, interval=1, message="the replicas hand-off")
     assert deployment["spec"]["replicas"] == 3, "turning autoscaling on must not reset replicas to 1"
+
+
+def test_queue_autoscaled_example_gets_an_external_queue_depth_hpa(namespace, operator):
+    """The queue-depth example on a real API server: CRD defaults and CEL
+    accept it; its HPA scales on the External podsup_queue_depth metric with
+    an AverageValue target (a global backlog is never a Pods metric), with
+    minReplicas 1 (the operator owns 0 <-> 1)."""
+    pool = apply_example("queue-autoscaled.yaml", namespace)
+    name = pool["metadata"]["name"]
+    hpa = wait_for(lambda: get("hpa", name, namespace), 60, interval=1, message="the HPA")
+    (metric,) = [m for m in hpa["spec"]["metrics"] if m["type"] == "External"]
+    assert metric["external"]["metric"]["name"] == names.METRIC_QUEUE_DEPTH
+    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "20"}
+    assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 20
+    assert not [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"
+                and m["pods"]["metric"]["name"] == names.METRIC_QUEUE_DEPTH]
