@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -62,6 +63,36 @@ def line(name: str, samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
     return (f"{name:<46} n={len(ms):>5}  p50={pct(ms, 50):7.2f} ms  p99={pct(ms, 99):7.2f} ms  "
             f"max={max(ms):7.2f} ms")
+
+
+#: The HPA controller's default --horizontal-pod-autoscaler-sync-period.
+HPA_SYNC_SECONDS = 15.0
+
+
+def print_structural_delays() -> None:
+    """Worst-case queue-spike → replicas-change delay of both paths, from
+    their configured intervals (arithmetic, not a measurement: the real
+    figure needs a control plane, tests/e2e/test_metrics_api_e2e.py prints it).
+
+    Operator path: the operator's own broker poll, then one HPA sync.
+    prometheus-adapter path: podsup's probe in a pod, a Prometheus scrape, then
+    one HPA sync (the adapter queries Prometheus per request; its relist
+    interval only finds new series, so a new pool waits one relist more)."""
+    import yaml
+
+    from podsup.config import Config
+    from podsup_operator.metrics_api.sources.queue import DEFAULT_POLL_INTERVAL
+
+    values = yaml.safe_load((Path(__file__).resolve().parents[1] / "charts/podsup-operator/values.yaml").read_text())
+    scrape = float(values["workerPodMonitor"]["interval"].rstrip("s"))
+    probe = float(Config.__dataclass_fields__["queue_interval"].default)  # podsup --queue-interval
+    operator = DEFAULT_POLL_INTERVAL + HPA_SYNC_SECONDS
+    adapter = probe + scrape + HPA_SYNC_SECONDS
+    print("spike -> replicas, structural worst case (configured intervals, not measured):")
+    print(f"  operator metrics API   poll {DEFAULT_POLL_INTERVAL:g} s + HPA sync {HPA_SYNC_SECONDS:g} s"
+          f" = {operator:g} s  (goal <= 20 s)")
+    print(f"  prometheus-adapter     podsup probe {probe:g} s + scrape {scrape:g} s + HPA sync"
+          f" {HPA_SYNC_SECONDS:g} s = {adapter:g} s  (+ one adapter relist, default 60 s, for a new pool)")
 
 
 async def main() -> None:
@@ -196,6 +227,7 @@ async def main() -> None:
             samples, wall = value
             extra = f"  {len(samples) / wall:8.0f} req/s" if wall else ""
             print(line(name, samples) + extra)
+        print_structural_delays()
     finally:
         for server in endpoints:
             server.shutdown()
