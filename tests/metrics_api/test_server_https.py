@@ -14,7 +14,7 @@ from podsup import names
 from podsup_operator.metrics_api.auth import RequestHeaderConfig
 from podsup_operator.metrics_api.sources.queue import QueueProbe, broker_url
 
-from .helpers import CUS, EXT, HPA_HEADERS, HPA_USER, NS, free_port, pod
+from .helpers import CUS, EXT, FRONT_PROXY_CN, HPA_HEADERS, HPA_USER, NS, free_port, pod
 
 
 def assert_status(body: dict, code: int, reason: str):
@@ -394,6 +394,35 @@ async def test_a_rotated_request_header_ca_and_allowed_names_are_adopted(api, pk
     assert status == 200 and body["kind"] == "APIResourceList"
     status, body = await api.get(EXT, cert="front_proxy", headers=HPA_HEADERS)
     assert_status(body, 401, "Unauthorized")  # its CN is no longer allowed
+
+
+async def test_a_retired_request_header_ca_names_no_user(api, pki, tmp_path):
+    """After a rotation the TLS layer still trusts the old CA (an SSLContext
+    cannot drop one); a client certificate it issued — with an allowed CN —
+    must name no user all the same."""
+    from podsup_operator.metrics_api import certs
+    from podsup_operator.metrics_api.handlers import Runtime, refresh_request_header_once
+
+    new_ca = certs.new_ca("front-proxy-ca-2")
+    same_cn = certs.issue(new_ca, FRONT_PROXY_CN, client=True)  # the same CN, from the new CA
+    same_cn.write(tmp_path / "c.crt", tmp_path / "c.key")
+    api.pki.paths["new_proxy"] = (str(tmp_path / "c.crt"), str(tmp_path / "c.key"))
+
+    class Kube:
+        def request_header_config(self):
+            return RequestHeaderConfig.from_configmap({
+                "requestheader-client-ca-file": new_ca.cert_pem.decode(),
+                "requestheader-allowed-names": f'["{FRONT_PROXY_CN}"]'})
+
+    status, _ = await api.get(EXT, cert="front_proxy", headers=HPA_HEADERS)
+    assert status == 200  # before the rotation
+    rt = Runtime(kube=Kube(), registry=api.queues, provider=api.provider, api=api.api,
+                 header_config=api.api.authn.config)
+    assert await refresh_request_header_once(rt) is True
+    status, body = await api.get(EXT, cert="new_proxy", headers=HPA_HEADERS)
+    assert status == 200 and body["kind"] == "APIResourceList"
+    status, body = await api.get(EXT, cert="front_proxy", headers=HPA_HEADERS)  # the old CA's certificate
+    assert_status(body, 401, "Unauthorized")
 
 
 # --- the contract with the HPAs the operator builds --------------------------------

@@ -13,6 +13,12 @@ aggregator's own discovery and OpenAPI fetches carry no group header, and
 without it RBAC refuses them (controllers then log stale discovery).
 Any other caller must bring a bearer token, verified with a TokenReview
 (cached briefly: the HPA asks every 15 s per metric).
+
+A rotated request-header CA: the TLS context can add the new CA but never
+drop the old one, so the CAs a rotation removed are kept in
+:attr:`Authenticator.retired_cas`, and a client certificate issued by one of
+them (and by no current CA) names no user — the TLS handshake still passes,
+the headers are ignored.
 """
 from __future__ import annotations
 
@@ -97,15 +103,31 @@ class Authenticator:
         self._ttl = token_ttl
         self._clock = clock
         self._tokens: dict[str, tuple[float, User | None]] = {}
+        #: CA certificates (DER) a rotation removed from the request-header CA bundle.
+        self.retired_cas: list[bytes] = []
 
-    def front_proxy_user(self, peercert: Mapping | None, headers: Mapping[str, str]) -> User | None:
+    def rotate(self, config: RequestHeaderConfig) -> None:
+        """Adopt ``config``; CAs it no longer lists are retired (see module doc)."""
+        old, new = set(ca_certificates(self.config.client_ca_pem)), set(ca_certificates(config.client_ca_pem))
+        self.retired_cas = [der for der in [*self.retired_cas, *sorted(old - new)] if der not in new]
+        self.config = config
+
+    def _issued_by_retired_ca(self, peer_der: bytes | None) -> bool:
+        if not self.retired_cas or not peer_der:
+            return False
+        current = ca_certificates(self.config.client_ca_pem)
+        return issued_by_any(peer_der, self.retired_cas) and not issued_by_any(peer_der, current)
+
+    def front_proxy_user(self, peercert: Mapping | None, headers: Mapping[str, str],
+                         peer_der: bytes | None = None) -> User | None:
         """The user named by request headers, if this connection may name one.
 
         ``peercert`` is only non-empty when the TLS layer verified the client
-        certificate against the request-header CA.
+        certificate against the request-header CA; ``peer_der`` (the same
+        certificate, DER) lets a retired CA's certificates be refused.
         """
         cn = common_name(peercert)
-        if cn is None:
+        if cn is None or self._issued_by_retired_ca(peer_der):
             return None
         if self.config.allowed_names and cn not in self.config.allowed_names:
             return None
@@ -126,8 +148,9 @@ class Authenticator:
         return User(name=name, groups=tuple(groups), via="front-proxy",
                     extra={k: tuple(dict.fromkeys(v)) for k, v in extra.items()})
 
-    async def authenticate(self, peercert: Mapping | None, headers: Mapping[str, str]) -> User | None:
-        user = self.front_proxy_user(peercert, headers)
+    async def authenticate(self, peercert: Mapping | None, headers: Mapping[str, str],
+                           peer_der: bytes | None = None) -> User | None:
+        user = self.front_proxy_user(peercert, headers, peer_der)
         if user is not None:
             return user
         auth = headers.get("Authorization", "")
@@ -145,6 +168,34 @@ class Authenticator:
         if len(self._tokens) > 4096:
             self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
         return user
+
+
+def ca_certificates(pem: str) -> list[bytes]:
+    """The certificates (DER) of a PEM bundle; an empty or unreadable one has none."""
+    if not pem:
+        return []
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        return [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(pem.encode())]
+    except ValueError:
+        return []
+
+
+def issued_by_any(cert_der: bytes, ca_ders: list[bytes]) -> bool:
+    """Whether ``cert_der`` is signed directly by one of ``ca_ders``."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    cert = x509.load_der_x509_certificate(cert_der)
+    for der in ca_ders:
+        try:
+            cert.verify_directly_issued_by(x509.load_der_x509_certificate(der))
+            return True
+        except (ValueError, TypeError, InvalidSignature):  # another issuer, key type or signature
+            continue
+    return False
 
 
 def _getall(headers: Mapping[str, str], key: str) -> list[str]:

@@ -57,13 +57,14 @@ class MetricsAPI:
     def update_request_header(self, config) -> None:
         """Adopt a new front-proxy configuration (the kube-apiserver rewrote
         extension-apiserver-authentication, e.g. after rotating its CA). New
-        CAs are trusted for new connections; a removed CA stays trusted until
-        the operator restarts (an SSLContext can add CAs, not drop them) —
-        but a removed allowed name is refused at once."""
+        CAs are trusted for new connections at once. A removed CA still passes
+        the TLS handshake (an SSLContext can add CAs, not drop them), but the
+        authenticator retires it: its certificates name no user. A removed
+        allowed name is refused at once too."""
         if config.client_ca_pem and self._ssl is not None:
             self._ssl.load_verify_locations(cadata=config.client_ca_pem)
             self._ssl.verify_mode = ssl.CERT_OPTIONAL
-        self.authn.config = config
+        self.authn.rotate(config)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -82,8 +83,10 @@ class MetricsAPI:
         if info.path in paths.ALWAYS_ALLOW:
             return web.Response(text="ok")
         peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        peer_der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None and peercert else None
         try:
-            user = await self.authn.authenticate(peercert, request.headers)
+            user = await self.authn.authenticate(peercert, request.headers, peer_der)
         except Exception as exc:  # noqa: BLE001 - the TokenReview call failed: no identity, no data
             log.warning("metrics API: TokenReview failed: %s: %s", type(exc).__name__, exc)
             return _error(503, f"cannot verify the bearer token now (TokenReview failed: {type(exc).__name__})")
