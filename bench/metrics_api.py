@@ -125,7 +125,7 @@ async def main() -> None:
         for i in range(args.pools):
             client.rpush(f"q{i}", *range(i + 1))
 
-        # 1. queue polls: one probe per pool, as the operator's daemons do.
+        # 1. queue polls: one probe per pool, as the operator's pollers do.
         registry = QueueRegistry()
         probes = [QueueProbe(broker_url({"type": "redis", "name": f"q{i}", "url": f"redis://127.0.0.1:{rport}/0"}))
                   for i in range(args.pools)]

@@ -1,6 +1,6 @@
 """One WorkerPool's queue poller: broker → registry, scale to zero, status.
 
-Run by a kopf daemon per pool with a queue or with autoscaling on
+Run by a task per pool with a queue or with autoscaling on
 (``handlers``), one :meth:`tick` per ``queue.pollIntervalSeconds``. Each tick:
 
 1. reads the queue depth from the broker (the probe is rebuilt when the queue
