@@ -40,6 +40,11 @@ PR_SET_CHILD_SUBREAPER = 36
 #: Loop wake-up period when no timer is due (extensions' tick, crash window).
 TICK = 1.0
 
+#: Distinct queue names workers may report (each is one podsup_queue_depth series).
+MAX_REPORTED_QUEUES = 64
+#: A worker-reported queue depth expires this long after its last report.
+QUEUE_REPORT_TTL = 60.0
+
 EXIT_OK = 0
 EXIT_KILLED = 1
 
@@ -133,8 +138,10 @@ class Arbiter:
         self.exits: collections.Counter[str] = collections.Counter()
         self.restarts: collections.Counter[str] = collections.Counter()
         self.transitions: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.queues: dict[str, float] = {}
+        #: queue name -> (depth, monotonic time of the report) from workers' `queue` reports
+        self.queues: dict[str, tuple[float, float]] = {}
         self.malformed_reports = 0
+        self._queue_cap_logged = False
         self.orphans_reaped = 0
         self.started = self.system.monotonic()
         self.started_wall = self.system.wall()
@@ -204,7 +211,7 @@ class Arbiter:
                 version=podsup.__version__, started_at=self.started_wall, uptime=now - self.started,
                 state=self.pool_state, desired=self.desired, running=running, ready=ready,
                 healthy=healthy, draining=self.draining or self.stopping, crash_loop=self.crash_loop,
-                exits=dict(self.exits), restarts=dict(self.restarts), queues=dict(self.queues),
+                exits=dict(self.exits), restarts=dict(self.restarts), queues=self._fresh_queues(now),
                 malformed_reports=self.malformed_reports,
             )
         workers = []
@@ -746,9 +753,26 @@ class Arbiter:
         elif worker.state is WorkerState.STARTING:
             self._transition(worker, WorkerState.IDLE, "first report")
         if report.kind == "queue":
-            self.queues[report.queue] = report.depth
+            self._record_queue(report.queue, report.depth, now)
         for ext in self.extensions:
             self._hook(ext, "on_report", worker.slot, worker.pid, report)
+
+    def _fresh_queues(self, now: float) -> dict[str, float]:
+        """Worker-reported depths not older than QUEUE_REPORT_TTL (a depth
+        nobody refreshes any more is gone, not a stale backlog the HPA acts on)."""
+        return {name: depth for name, (depth, at) in self.queues.items() if now - at <= QUEUE_REPORT_TTL}
+
+    def _record_queue(self, name: str, depth: float, now: float) -> None:
+        if name not in self.queues and len(self.queues) >= MAX_REPORTED_QUEUES:
+            self.queues = {k: v for k, v in self.queues.items() if now - v[1] <= QUEUE_REPORT_TTL}
+            if len(self.queues) >= MAX_REPORTED_QUEUES:
+                self.malformed_reports += 1  # one series per name: the label set stays bounded
+                if not self._queue_cap_logged:
+                    self._queue_cap_logged = True
+                    self.log.warning("queue report ignored: too many queue names", queue=name,
+                                     limit=MAX_REPORTED_QUEUES)
+                return
+        self.queues[name] = (depth, now)
 
     def _worker_of(self, pid: int | None) -> Worker | None:
         if pid is None:

@@ -18,6 +18,8 @@ import socket
 import struct
 
 KINDS = ("heartbeat", "busy", "idle", "done", "queue")
+#: A reported queue name becomes a label value: printable, at most this long.
+MAX_QUEUE_NAME = 200
 MAX_DATAGRAM = 4096
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -59,7 +61,10 @@ def parse_report(data: bytes) -> Report:
     if kind == "done" and len(args) <= 1:
         return Report(kind, seconds=_number(args[0]) if args else None)
     if kind == "queue" and len(args) == 2:
-        return Report(kind, queue=args[0], depth=_number(args[1]))
+        name = args[0]
+        if len(name) > MAX_QUEUE_NAME or not name.isprintable():
+            raise MalformedReport(f"queue name not printable or over {MAX_QUEUE_NAME} characters")
+        return Report(kind, queue=name, depth=_number(args[1]))
     raise MalformedReport(f"bad arguments for {kind!r}: {text[:40]!r}")
 
 

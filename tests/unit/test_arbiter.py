@@ -145,6 +145,34 @@ def test_queue_report_sets_the_pool_queue_depth(pools):
     assert pool.arb.snapshot().queues == {"jobs": 42.0}
 
 
+def test_a_queue_depth_nobody_refreshes_expires(pools):
+    from podsup.arbiter import QUEUE_REPORT_TTL
+
+    pool = pools()
+    pool.arb.handle_report(pool.pid(0), b"queue jobs 42")
+    pool.advance(QUEUE_REPORT_TTL - 1)
+    pool.arb.handle_report(pool.pid(0), b"queue other 1")
+    assert pool.arb.snapshot().queues == {"jobs": 42.0, "other": 1.0}
+    pool.advance(2)
+    assert pool.arb.snapshot().queues == {"other": 1.0}  # a stale backlog is gone, not kept for the HPA
+
+
+def test_reported_queue_names_are_bounded(pools):
+    from podsup.arbiter import MAX_REPORTED_QUEUES, QUEUE_REPORT_TTL
+
+    pool = pools()
+    for i in range(MAX_REPORTED_QUEUES + 10):
+        pool.arb.handle_report(pool.pid(0), f"queue q{i} {i}".encode())
+    snap = pool.arb.snapshot()
+    assert len(snap.queues) == MAX_REPORTED_QUEUES and snap.malformed_reports == 10
+    assert pool.log().count("too many queue names") == 1
+    pool.arb.handle_report(pool.pid(0), b"queue q0 7")  # a known name is still updated
+    assert pool.arb.snapshot().queues["q0"] == 7.0
+    pool.advance(QUEUE_REPORT_TTL + 1)
+    pool.arb.handle_report(pool.pid(0), b"queue fresh 1")  # stale names make room
+    assert pool.arb.snapshot().queues == {"fresh": 1.0}
+
+
 def test_malformed_reports_are_counted_and_ignored(pools):
     pool = pools()
     for data in (b"", b"dance", b"done soon", b"queue jobs", b"\xff\xfe", b"busy now"):

@@ -68,3 +68,13 @@ def test_report_dir_nowhere_is_one_line_naming_tmpdir(monkeypatch):
         report_root(deep)
     message = str(info.value)
     assert f"TMPDIR={deep} is too long" in message and "107 bytes" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("data", [b"queue a\x00b 3", b"queue " + b"q" * 201 + b" 1", "queue café\u200b 2".encode()])
+def test_queue_names_that_cannot_be_a_label_are_malformed(data):
+    with pytest.raises(MalformedReport):
+        parse_report(data)
+
+
+def test_a_printable_queue_name_with_label_syntax_is_kept_verbatim():
+    assert parse_report(b'queue q{a="b"} 2') == Report("queue", queue='q{a="b"}', depth=2.0)
