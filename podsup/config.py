@@ -275,11 +275,22 @@ def build_parser(prog: str = "podsup run") -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may carry credentials: shown without the URL's userinfo.
+SECRET_OPTIONS = ("queue",)
+
+
+def _shown(option: Option, raw: Any) -> str:
+    if option.field in SECRET_OPTIONS:
+        from podsup.queueprobe import redact_safe
+        return repr(redact_safe(str(raw)))
+    return repr(raw)
+
+
 def _validate(option: Option, raw: Any, source: str) -> Any:
     try:
         return option.parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"podsup run: invalid {option.flag} {raw!r} (from {source}): {exc}") from None
+        raise ConfigError(f"podsup run: invalid {option.flag} {_shown(option, raw)} (from {source}): {exc}") from None
 
 
 def _load_file(path: str) -> dict[str, Any]:

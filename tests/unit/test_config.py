@@ -109,6 +109,16 @@ def test_bad_values_name_the_field_the_source_and_what_is_allowed(argv, env, mes
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("argv,env", [
+    (["--queue", "http://:pw8SECRET@h/?list=x", "--", "w"], {}),
+    (["--", "w"], {"PODSUP_QUEUE": "redis+tls://user:pw8SECRET@h:6379/0"}),
+])
+def test_a_refused_queue_url_never_shows_its_password(argv, env):
+    with pytest.raises(ConfigError) as info:
+        cfg(argv, env)
+    assert "pw8SECRET" not in str(info.value) and "***@h" in str(info.value)
+
+
 def test_bad_config_files(tmp_path):
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="cannot read it"):
