@@ -12,7 +12,10 @@ socket. Each report is one line in one datagram, sent with one ``sendto``::
 Outside podsup (``PODSUP_REPORT`` unset) every call is a no-op, so the same
 worker code runs under a plain shell. Sending never raises and never blocks:
 if podsup is gone or its buffer is full the report is dropped — reports are
-hints for metrics and the watchdog, never worth stalling a job for.
+hints for metrics and the watchdog, never worth stalling (or failing) a job
+for. A report podsup would refuse (a negative or non-numeric duration, a
+queue name with spaces) is not sent either. Every call returns True only if
+its datagram left.
 """
 from __future__ import annotations
 
@@ -23,6 +26,18 @@ import time
 from typing import Iterator
 
 from podsup.names import ENV_REPORT
+from podsup.reports import MAX_QUEUE_NAME
+
+
+def _number(value: object) -> float | None:
+    """A finite number >= 0, or None (what podsup's parser accepts)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number < float("inf") else None
 
 
 class Reporter:
@@ -61,14 +76,17 @@ class Reporter:
         return self.send("idle")
 
     def done(self, seconds: float) -> bool:
-        if seconds < 0:
-            raise ValueError(f"done: seconds must be >= 0 (got {seconds})")
-        return self.send(f"done {seconds:.6f}")
+        value = _number(seconds)
+        if value is None:
+            return False
+        return self.send(f"done {value:.6f}")
 
     def queue(self, name: str, depth: float) -> bool:
-        if not name or any(ch.isspace() for ch in name):
-            raise ValueError(f"queue: name must be non-empty without spaces (got {name!r})")
-        return self.send(f"queue {name} {depth:g}")
+        value = _number(depth)
+        if value is None or not isinstance(name, str) or not name or any(ch.isspace() for ch in name) \
+                or len(name) > MAX_QUEUE_NAME or not name.isprintable():
+            return False
+        return self.send(f"queue {name} {value:g}")
 
     @contextlib.contextmanager
     def job(self) -> Iterator[None]:

@@ -59,11 +59,29 @@ def test_podsup_gone_never_raises(tmp_path, monkeypatch):
     assert client.done(1.0) is False
 
 
-def test_bad_arguments_are_refused_before_sending(report_socket):
-    with pytest.raises(ValueError, match="queue: name"):
-        client.queue("two words", 1)
-    with pytest.raises(ValueError, match="done: seconds"):
-        client.done(-1)
+@pytest.mark.parametrize("call", [
+    lambda: client.queue("two words", 1), lambda: client.queue("", 1), lambda: client.queue("q\x00", 1),
+    lambda: client.queue("q" * 201, 1), lambda: client.queue("q", float("nan")), lambda: client.queue("q", -3),
+    lambda: client.done(-1), lambda: client.done("abc"), lambda: client.done(float("inf")), lambda: client.done(None),
+])
+def test_bad_arguments_are_dropped_never_sent_never_raised(report_socket, call):
+    assert call() is False
+    report_socket.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        report_socket.recv(4096)  # nothing was sent
+
+
+@pytest.mark.parametrize("call", [lambda: client.queue("two words", 1), lambda: client.done("abc"),
+                                  lambda: client.done(-1)])
+def test_bad_arguments_outside_podsup_are_a_no_op_too(monkeypatch, call):
+    monkeypatch.delenv(ENV_REPORT, raising=False)
+    assert call() is False
+
+
+def test_numbers_as_strings_and_ints_are_sent(report_socket):
+    assert client.done("0.25") is True and client.queue("jobs", 7) is True
+    assert [parse_report(d) for d in received(report_socket, 2)] == [
+        parse_report(b"done 0.25"), parse_report(b"queue jobs 7")]
 
 
 def test_a_forked_child_gets_its_own_socket(report_socket):
