@@ -99,7 +99,7 @@ class Arbiter:
         self.config = config
         self.extensions = list(extensions)
         self.system = system or System()
-        self.log = log or Log(config.log_format)
+        self.log = log or Log(config.log_format, background=True)
         self.preload = preload
         self.keep_fds = keep_fds
         self.oom = oom if oom is not None else OomCounter()
@@ -340,6 +340,7 @@ class Arbiter:
             if self.install_signals:
                 signal.set_wakeup_fd(-1)
             self.log.info("podsup exiting", code=self.exit_code)
+            self.log.close()
 
     # ----------------------------------------------------- state transitions
     def _transition(self, worker: Worker, new: WorkerState, why: str = "") -> None:

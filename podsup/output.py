@@ -10,6 +10,13 @@ stderr and podsup's events to its stderr.
 :class:`LinePump` turns a worker's pipe into whole lines without ever
 blocking the master loop: it reads what is there, keeps the partial tail and
 flushes it at EOF (or when it exceeds ``MAX_LINE``).
+
+Writing must not block the loop either: a slow or stopped reader of podsup's
+stdout (a wedged log shipper, a full pipe) would otherwise freeze reaping,
+respawns and the graceful-timeout SIGKILL. With ``background=True`` (what
+the arbiter uses) lines go to a bounded queue that one writer thread drains,
+many lines per write; when the queue is full, lines are dropped and counted,
+and a warning says how many once output flows again.
 """
 from __future__ import annotations
 
@@ -17,11 +24,18 @@ import contextlib
 import datetime
 import json
 import os
+import queue
 import sys
 import threading
 from typing import Any, BinaryIO, Callable, Iterator
 
 MAX_LINE = 64 * 1024
+#: Lines waiting for the writer thread before new ones are dropped.
+MAX_PENDING = 20000
+#: Lines the writer joins into one write.
+WRITE_BATCH = 512
+#: How long close() waits for pending lines to be written.
+CLOSE_TIMEOUT = 5.0
 
 
 def _timestamp() -> str:
@@ -36,11 +50,19 @@ def _text_value(value: Any) -> str:
 class Log:
     """Thread-safe writer shared by the loop and extensions (``arbiter.log``)."""
 
-    def __init__(self, fmt: str = "text", out: BinaryIO | None = None, err: BinaryIO | None = None) -> None:
+    def __init__(self, fmt: str = "text", out: BinaryIO | None = None, err: BinaryIO | None = None,
+                 background: bool = False) -> None:
         self.format = fmt
         self.out = out if out is not None else sys.stdout.buffer
         self.err = err if err is not None else sys.stderr.buffer
         self._lock = threading.Lock()
+        self.dropped = 0  #: lines dropped because output was blocked (background mode)
+        self._pending: queue.Queue[tuple[BinaryIO, bytes] | None] | None = None
+        self._writer: threading.Thread | None = None
+        if background:
+            self._pending = queue.Queue(MAX_PENDING)
+            self._writer = threading.Thread(target=self._drain, name="podsup-log", daemon=True)
+            self._writer.start()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -52,15 +74,16 @@ class Log:
 
     # --- podsup's own events ------------------------------------------------
     def event(self, msg: str, level: str = "info", **fields: Any) -> None:
+        self._write(self.err, self._event_line(msg, level, fields))
+
+    def _event_line(self, msg: str, level: str, fields: dict[str, Any]) -> str:
         if self.format == "json":
             record = {"ts": _timestamp(), "source": "podsup", "level": level, "msg": msg}
             record.update(fields)
-            line = json.dumps(record, default=str)
-        else:
-            extra = "".join(f" {k}={_text_value(v)}" for k, v in fields.items() if v is not None)
-            marker = "" if level == "info" else f"{level}: "
-            line = f"[podsup] {marker}{msg}{extra}"
-        self._write(self.err, line)
+            return json.dumps(record, default=str)
+        extra = "".join(f" {k}={_text_value(v)}" for k, v in fields.items() if v is not None)
+        marker = "" if level == "info" else f"{level}: "
+        return f"[podsup] {marker}{msg}{extra}"
 
     def info(self, msg: str, **fields: Any) -> None:
         self.event(msg, "info", **fields)
@@ -83,12 +106,88 @@ class Log:
 
     def _write(self, target: BinaryIO, line: str) -> None:
         data = (line + "\n").encode("utf-8", "replace")
-        with self._lock:
+        if self._pending is None:
+            with self._lock:
+                self._emit(target, data)
+            return
+        try:
+            self._pending.put_nowait((target, data))
+        except queue.Full:
+            self.dropped += 1  # output is blocked: lose a line, never the loop
+
+    def _emit(self, target: BinaryIO, data: bytes) -> None:
+        try:
+            target.write(data)
+            target.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # nobody reads our output any more: keep supervising
+
+    def _emit_raw(self, target: BinaryIO, data: bytes) -> None:
+        """The writer thread's write: straight to the file descriptor, so it
+        holds no Python stream lock a --preload fork could inherit, and a
+        blocked reader stalls only this thread (never ``exclusive()``)."""
+        try:
+            fd = target.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream (tests)
+            with self._lock:
+                self._emit(target, data)
+            return
+        view = memoryview(data)
+        while view:
             try:
-                target.write(data)
-                target.flush()
-            except (BrokenPipeError, ValueError):
-                pass  # nobody reads our output any more: keep supervising
+                written = os.write(fd, view)
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # nobody reads our output any more: keep supervising
+            view = view[written:]
+
+    def _drain(self) -> None:
+        """The writer thread: batches of lines, one write per target each."""
+        assert self._pending is not None
+        reported = 0
+        while True:
+            item = self._pending.get()
+            batch = [item]
+            while item is not None and len(batch) < WRITE_BATCH:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            for target, chunk in _join(b for b in batch if b is not None):
+                self._emit_raw(target, chunk)
+            if self.dropped != reported:
+                lost, reported = self.dropped - reported, self.dropped
+                self._emit_raw(self.err, (self._event_line(
+                    "output lines dropped: podsup's stdout/stderr was not being read", "warning",
+                    {"lines": lost}) + "\n").encode())
+            if batch[-1] is None:
+                return
+
+    def close(self) -> None:
+        """Write what is pending (at most CLOSE_TIMEOUT) and stop the writer."""
+        if self._pending is None or self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            self._pending.put(None, timeout=CLOSE_TIMEOUT)
+        except queue.Full:
+            return
+        writer.join(CLOSE_TIMEOUT)
+
+
+def _join(items) -> Iterator[tuple[BinaryIO, bytes]]:
+    """Consecutive lines for the same target joined (order kept across targets)."""
+    target, chunks = None, []
+    for t, data in items:
+        if t is not target and chunks:
+            yield target, b"".join(chunks)
+            chunks = []
+        target = t
+        chunks.append(data)
+    if chunks:
+        yield target, b"".join(chunks)
 
 
 class LinePump:

@@ -125,3 +125,42 @@ def test_group_members_outliving_the_worker_are_sigkilled_after_the_graceful_tim
         p.wait_for_line(rf"worker stopped slot=0 pid={shell.pid} status=\"signal SIGTERM\"")
         p.wait_for_line(rf"process group outlived its worker's graceful timeout: SIGKILL pgid={shell.pid}")
         wait_for(lambda: not any(alive(c.pid) for c in family), 10, message="the group to be gone")
+
+
+def test_a_stalled_reader_of_podsups_output_does_not_stall_the_loop(tmp_path):
+    """podsup's stdout is a FIFO nobody reads (a wedged log shipper) and a
+    worker floods it: reaping, TERM and the graceful-timeout SIGKILL must go
+    on — output lines are dropped instead of blocking the master loop."""
+    import subprocess
+    import urllib.request
+
+    from tests.integration.podsup_process import REPO, free_port
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open for reading, never read
+    port = free_port()
+    err = open(tmp_path / "err.log", "wb")
+    with open(fifo, "wb") as out:
+        proc = subprocess.Popen(
+            [PY, "-m", "podsup", "run", "--workers", "2", "--graceful-timeout", "2", "--http", f"127.0.0.1:{port}",
+             "--control", str(tmp_path / "c.sock"), "--", "sh", "-c", "trap '' TERM; yes flood"],
+            stdout=out, stderr=err, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        def healthz() -> int:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status
+            except OSError as exc:
+                return getattr(exc, "code", 0)
+        wait_for(lambda: healthz() == 200, 30, message="podsup healthy")
+        wait_for(lambda: healthz() == 200 and os.path.exists(tmp_path / "c.sock"), 10,
+                 message="the loop ticking while stdout is full")
+        proc.send_signal(signal.SIGTERM)
+        # graceful timeout 2 s, workers ignore TERM: SIGKILLed, podsup exits 1 — without anyone reading
+        assert proc.wait(30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(reader)
+        err.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 
 from podsup.output import MAX_LINE, LinePump, Log
 
@@ -75,3 +76,54 @@ def test_exclusive_holds_off_writers_from_other_threads():
         assert writer.is_alive() and err.getvalue() == b""  # blocked while held
     writer.join(10)
     assert err.getvalue() == b"[podsup] from another thread\n"
+
+
+def test_background_writes_never_block_and_count_what_a_stalled_reader_costs():
+    """A reader that stops reading (a wedged log shipper) fills the pipe; the
+    caller (the master loop) must not block: lines beyond the queue are
+    dropped and counted, and a warning says so once output flows again."""
+    import time
+
+    from podsup import output
+
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb", buffering=0) as out:
+        log = Log("text", out=out, err=out, background=True)
+        started = time.monotonic()
+        lines = output.MAX_PENDING * 3
+        for i in range(lines):
+            log.worker_line(0, 42, "stdout", b"x" * 100)
+        assert time.monotonic() - started < 10  # the pipe holds ~64 KiB: a blocking writer would hang here
+        assert log.dropped > 0
+        os.set_blocking(read_fd, False)
+        tail, found = b"", False
+        deadline = time.monotonic() + 20
+        while not found and time.monotonic() < deadline:
+            try:
+                chunk = tail + os.read(read_fd, 1 << 20)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            found = b"output lines dropped" in chunk
+            tail = chunk[-64:]  # a marker split across two reads is still found
+        assert found
+        os.set_blocking(read_fd, True)
+        reader = threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_fd, 1 << 20), b"")])
+        reader.start()  # keep reading so close() can write what is pending
+        log.close()
+        assert log._writer is None
+    reader.join(10)
+    os.close(read_fd)
+
+
+def test_background_close_writes_what_is_pending_in_order():
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb", buffering=0) as out:
+        log = Log("text", out=out, err=out, background=True)
+        for i in range(100):
+            log.worker_line(1, 7, "stdout", f"line {i}".encode())
+        log.info("podsup exiting", code=0)
+        log.close()
+    with os.fdopen(read_fd, "rb") as pipe:
+        text = pipe.read().decode().splitlines()
+    assert text == [f"[worker 1] line {i}" for i in range(100)] + ["[podsup] podsup exiting code=0"]
