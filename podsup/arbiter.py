@@ -29,7 +29,7 @@ import psutil
 import podsup
 from podsup import commands, names, policy
 from podsup.cgroup import OomCounter
-from podsup.config import EXIT_USAGE, Config
+from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.output import LinePump, Log
 from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, RollingRate, parse_report
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
@@ -55,7 +55,10 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.
            signal.SIGTTOU, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2)
 FORWARDED = (signal.SIGUSR1, signal.SIGUSR2)
 IGNORED = tuple(s for s in (getattr(signal, n, None) for n in (
-    "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGPOLL", "SIGPWR", "SIGXCPU", "SIGXFSZ", "SIGSTKFLT"))
+    "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGPOLL", "SIGPWR", "SIGXCPU", "SIGXFSZ", "SIGSTKFLT",
+    # sent by someone else, these would kill podsup and orphan its workers (a
+    # real fault of podsup's own raises SIGSEGV/SIGBUS/SIGILL/SIGFPE, left as is)
+    "SIGSYS", "SIGTRAP", "SIGABRT"))
     if s is not None) + tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
 
 
@@ -479,6 +482,7 @@ class Arbiter:
                 self.log.info("worker's process group still has members: waiting for them",
                               slot=worker.slot, pgid=worker.pid)
             return
+        self._stop_leftovers(worker, now)
         if policy.is_done(status.code, self.config.normal_exit_codes):
             slot.done = True
             self.log.info("worker done", **fields)
@@ -551,6 +555,18 @@ class Arbiter:
             self.log.info("all workers done (normal exit codes): exiting")
             self.exit_code = EXIT_OK
 
+    def _stop_leftovers(self, worker: Worker, now: float) -> None:
+        """A worker that crashed or finished may leave members of its process
+        group behind (a shell's background jobs): they belong to that worker,
+        not to its replacement — stop them like a stopped worker's group
+        (stop signal now, SIGKILL after the graceful timeout)."""
+        if not self.system.group_alive(worker.pid):
+            return
+        self.system.killpg(worker.pid, self.config.stop_signal)
+        self.lingering[worker.pid] = now + self.config.graceful_timeout
+        self.log.info("worker's process group outlived it: stop signal sent to the rest",
+                      slot=worker.slot, pgid=worker.pid, signal=signal.Signals(self.config.stop_signal).name)
+
     def _advance_lingering(self, now: float) -> None:
         """SIGKILL what is left of a stopped worker's group at its deadline."""
         for pgid, deadline in list(self.lingering.items()):
@@ -614,8 +630,8 @@ class Arbiter:
         raise TypeError(f"unknown command {command!r}")
 
     def _scale(self, target: int) -> dict[str, Any]:
-        if not isinstance(target, int) or target < 0:
-            raise ValueError(f"workers must be an integer >= 0 (got {target})")
+        if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
+            raise ValueError(f"workers must be an integer 0..{MAX_WORKERS} (got {target})")
         previous = self.desired
         self.desired = target
         if target != previous:
@@ -703,7 +719,10 @@ class Arbiter:
         elif sig == signal.SIGHUP:
             self._reload()
         elif sig == signal.SIGTTIN:
-            self._scale(self.desired + 1)
+            if self.desired < MAX_WORKERS:
+                self._scale(self.desired + 1)
+            else:
+                self.log.warning("SIGTTIN ignored: at the maximum", workers=self.desired, maximum=MAX_WORKERS)
         elif sig == signal.SIGTTOU:
             if self.desired > 0:
                 self._scale(self.desired - 1)

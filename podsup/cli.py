@@ -37,6 +37,10 @@ def _resolve(target: str) -> Callable[[list[str]], int]:
     return getattr(importlib.import_module(module), func)
 
 
+#: Exit code for SIGINT before the pool started (the shell's 128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -59,7 +63,12 @@ def load_preload(spec: str) -> Callable[[], object]:
         sys.path.insert(0, os.getcwd())  # like gunicorn: the app is found from where podsup runs
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
+    except KeyboardInterrupt:
+        raise  # Ctrl-C during a slow import: run() ends quietly
+    except SystemExit as exc:  # the module called sys.exit() at import: nothing to fork from
+        raise config_mod.ConfigError(
+            f"podsup run: invalid --preload {spec!r}: importing {module_name!r} called sys.exit({exc.code!r})") from None
+    except BaseException as exc:  # noqa: BLE001 - any import failure is the user's module
         raise config_mod.ConfigError(
             f"podsup run: invalid --preload {spec!r}: cannot import {module_name!r}: "
             f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
@@ -86,6 +95,9 @@ def run(argv: list[str]) -> int:
         extensions = build_extensions(config)
     except config_mod.ConfigError as exc:
         return config_mod.print_error(exc)
+    except KeyboardInterrupt:  # Ctrl-C before anything was started
+        print("podsup run: interrupted while starting; nothing was started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     arbiter = Arbiter(config, extensions=extensions, preload=preload, keep_fds=keep_fds)
     try:
         return arbiter.run()

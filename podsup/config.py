@@ -22,6 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from podsup import names
 
 EXIT_USAGE = 2
+#: The most workers one podsup runs (--workers, `podsup scale`, TTIN): beyond
+#: this a typo would fork-bomb the pod and stall the master loop.
+MAX_WORKERS = 1024
 
 
 class ConfigError(Exception):
@@ -30,14 +33,16 @@ class ConfigError(Exception):
 
 # --- value parsers: str (or YAML scalar) -> value, ValueError(allowed) ---------
 
-def _int_min(minimum: int) -> Callable[[Any], int]:
+def _int_min(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer {minimum}..{maximum}"
+
     def parse(raw: Any) -> int:
         text = str(raw).strip()
-        if isinstance(raw, bool) or not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError(f"must be an integer >= {minimum}")
+        if isinstance(raw, bool) or not re.fullmatch(r"[+-]?[0-9]{1,20}", text, re.ASCII):
+            raise ValueError(f"must be {allowed}")
         value = int(text)
-        if value < minimum:
-            raise ValueError(f"must be an integer >= {minimum}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(f"must be {allowed}")
         return value
     return parse
 
@@ -104,6 +109,8 @@ def parse_exit_codes(raw: Any) -> frozenset[int]:
 
 def parse_http(raw: Any) -> tuple[str, int] | None:
     """``ADDR:PORT`` -> (addr, port); ``off`` or empty disables the server."""
+    if raw is False or raw is None:  # YAML reads `http: off` as false
+        return None
     text = str(raw).strip()
     if text.lower() in ("", "off", "none", "false", "no"):
         return None
@@ -119,8 +126,10 @@ def default_control_path() -> str:
 
 
 def parse_control(raw: Any) -> str | None:
+    if raw is False or raw is None:  # YAML reads `control: off` as false
+        return None
     text = str(raw).strip()
-    if text.lower() in ("", "off", "none"):
+    if text.lower() in ("", "off", "none", "false", "no"):
         return None
     if "\0" in text or len(os.fsencode(text)) > 107:
         raise ValueError("must be a Unix socket path shorter than 108 bytes, or 'off'")
@@ -190,7 +199,7 @@ def _default_workers() -> int:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("workers", _int_min(0), _default_workers, "number of workers (default: CPUs the cgroup allows)", "N"),
+    Option("workers", _int_min(0, MAX_WORKERS), _default_workers, "number of workers (default: CPUs the cgroup allows)", "N"),
     Option("stop-signal", parse_signal, int(signal.SIGTERM), "signal sent to each worker's process group to stop it", "SIG"),
     Option("graceful-timeout", _duration(), 30.0, "seconds a stopping worker gets before SIGKILL", "S"),
     Option("drain-delay", _duration(), 0.0, "seconds readiness is off before workers are signalled on TERM", "S"),
@@ -301,6 +310,8 @@ def _load_file(path: str) -> dict[str, Any]:
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise ConfigError(f"podsup run: invalid --config {path!r}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"podsup run: invalid --config {path!r}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

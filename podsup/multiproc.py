@@ -27,8 +27,17 @@ day (2,000 lives cost ~85 ms per scrape, growing). So when a worker exits its
 counter/histogram/summary files are added into one ``<type>_0.db`` per type
 and removed (:func:`compact`) — those values are plain sums per key, so the
 merged exposition is unchanged. It runs under the lock scrapes take, so a
-scrape never sees a life counted twice or not at all. Gauges are left as
-prometheus-client keeps them (mark_process_dead).
+scrape never sees a life counted twice or not at all.
+
+Gauges: mark_process_dead removes the exited worker's ``gauge_live*`` files.
+A gauge in prometheus-client's default mode ("all") exports one series per
+process, labelled ``pid``, from a ``gauge_all_<pid>.db`` file that
+mark_process_dead keeps: under respawns and recycling that is one more file
+and one more series with every life, describing a process that is gone. So
+that file is removed too (:func:`drop_dead_gauges`, under the same lock). The
+other modes (min, max, sum, mostrecent) merge without the pid label and are
+left as prometheus-client keeps them: their value over dead processes is what
+those modes define.
 """
 from __future__ import annotations
 
@@ -121,6 +130,30 @@ def compact(path: str, pid: int) -> int:
     return folded
 
 
+#: Gauge modes whose exited workers' files are removed (besides the live*
+#: modes, which mark_process_dead removes): per-pid series of a dead process.
+DEAD_GAUGE_MODES = ("all",)
+
+
+def drop_dead_gauges(path: str, pid: int) -> int:
+    """Remove the exited ``pid``'s ``gauge_all`` file (its series are labelled
+    with that pid); returns how many files were removed. Under :data:`merge_lock`:
+    prometheus-client's merge fails on a non-live gauge file that vanishes
+    between its listing and its reading."""
+    removed = 0
+    with merge_lock:
+        for mode in DEAD_GAUGE_MODES:
+            try:
+                os.unlink(os.path.join(path, f"gauge_{mode}_{pid}.db"))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # left where it is: exported as before
+                log.debug("removing gauge_%s_%d.db: %s", mode, pid, exc)
+                continue
+            removed += 1
+    return removed
+
+
 class WorkersCollector(Collector):
     """MultiProcessCollector over the workers' files only: files named after
     podsup's own pid (its counters, when the variable is set in its own
@@ -156,6 +189,7 @@ class MultiprocExtension(Extension):
             multiprocess.mark_process_dead(pid, self.path)
         except OSError as exc:
             log.debug("mark_process_dead(%d): %s", pid, exc)
+        drop_dead_gauges(self.path, pid)
         compact(self.path, pid)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ refused command print one line on stderr and return 1; bad arguments return 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -21,6 +22,8 @@ from podsup.ctl.handlers import CommandError, parse_scale
 DRAIN_POLL = 0.2
 #: Extra time ``drain --wait`` allows beyond podsup's own drain budget.
 DRAIN_SLACK = 5.0
+#: Longest ``status --watch --interval`` (time.sleep overflows on huge values).
+MAX_INTERVAL = 86400.0
 
 
 def default_control_path() -> str:
@@ -50,6 +53,32 @@ def _parser(name: str, description: str) -> _Parser:
     return parser
 
 
+def _interval(text: str) -> float:
+    """``--interval``: finite seconds in (0, MAX_INTERVAL] (not nan, inf, 0, negative)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds > 0 and <= {MAX_INTERVAL:g} (got {text!r})")
+    return value
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away (``podsup status --watch | head -1``):
+    point stdout at /dev/null so the interpreter's final flush of what is
+    still buffered does not fail with "Exception ignored ... BrokenPipeError"."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file: nothing will be flushed to a pipe
+
+
 def _run(call: Callable[[], int]) -> int:
     try:
         return call()
@@ -58,16 +87,19 @@ def _run(call: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # like `yes | head`: the reader has all it wanted, which is not an error
+        _stdout_closed()
+        return 0
 
 
 def status_main(argv: list[str]) -> int:
     parser = _parser("status", "Show the pool like Workerman's status.")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     parser.add_argument("--watch", action="store_true", help="refresh until interrupted")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes with --watch")
+    parser.add_argument("--interval", type=_interval, default=1.0,
+                        help=f"seconds between refreshes with --watch (> 0, <= {MAX_INTERVAL:g})")
     args = parser.parse_args(argv)
-    if args.interval <= 0:
-        parser.error("--interval: must be a positive number of seconds")
     path = args.control or default_control_path()
     render = status_view.render_json if args.json else status_view.render_table
 

@@ -29,8 +29,17 @@ def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[s
         except OSError as exc:
             raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
         try:
-            framing.send_message(sock, message)
-            response = framing.recv_message(sock)
+            try:
+                framing.send_message(sock, message)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # podsup may have answered and closed before reading the request
+                # (it refuses connections beyond its limit that way): read the answer
+                try:
+                    response = framing.recv_message(sock)
+                except (OSError, framing.FramingError):
+                    raise exc from None
+            else:
+                response = framing.recv_message(sock)
         except socket.timeout:
             raise ControlError(f"control socket {path}: no answer within {timeout:g}s") from None
         except (OSError, framing.FramingError) as exc:

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import threading
 from typing import Any, Callable, Protocol
 
 from podsup.commands import Drain, Reload, Scale
+from podsup.config import MAX_WORKERS
 from podsup.snapshot import PoolSnapshot
 
 #: How long a handler waits for the loop to accept a command.
 SUBMIT_TIMEOUT = 15.0
 
-_SCALE_RE = re.compile(r"^([+-]?)(\d+)$")
+# ``scale`` sets at most MAX_WORKERS (absolute, or after a +K/-K), the bound
+# --workers and TTIN share: forking is done by the master loop, so a huge
+# target would stall it (health, status) for as long as the forks take.
+
+# ASCII digits only: \d (and int()) also take "٣" or "１２".
+_SCALE_RE = re.compile(r"([+-]?)([0-9]+)", re.ASCII)
 
 
 class ArbiterLike(Protocol):
@@ -32,14 +39,27 @@ class CommandError(Exception):
     """A request the handlers refuse; the message is the one-line reply."""
 
 
+def _range_error(what: str) -> CommandError:
+    return CommandError(f"scale: {what}; allowed: 0..{MAX_WORKERS} workers")
+
+
 def parse_scale(value: Any) -> Scale:
-    """``"3"`` → absolute 3, ``"+2"`` → delta +2, ``"-1"`` → delta -1."""
+    """``"3"`` → absolute 3, ``"+2"`` → delta +2, ``"-1"`` → delta -1.
+
+    N and K are ASCII digits and at most :data:`MAX_WORKERS`; whether a +K
+    lands within it is checked against the pool by :meth:`Handlers.scale`.
+    """
     text = str(value).strip() if value is not None else ""
-    match = _SCALE_RE.match(text)
+    match = _SCALE_RE.fullmatch(text)
     if not match:
         raise CommandError(f"scale: value must be N, +K or -K (got {text!r})")
     sign, digits = match.groups()
-    number = int(digits)
+    significant = digits.lstrip("0") or "0"
+    # compare lengths first: int() of thousands of digits is slow, then refused
+    if len(significant) > len(str(MAX_WORKERS)) or int(significant) > MAX_WORKERS:
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise _range_error(f"{shown} is out of range")
+    number = int(significant)
     if sign == "+":
         return Scale(delta=number)
     if sign == "-":
@@ -61,6 +81,8 @@ class Handlers:
         self.on_drain = on_drain
         self.drain_budget = drain_budget
         self.submit_timeout = submit_timeout
+        # one scale at a time: a +K is checked against the count it applies to
+        self._scale_lock = threading.Lock()
         self._table: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "status": self.status,
             "scale": self.scale,
@@ -92,7 +114,13 @@ class Handlers:
         return self.arbiter.snapshot().to_json()
 
     def scale(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._submit(parse_scale(request.get("value")))
+        command = parse_scale(request.get("value"))
+        with self._scale_lock:
+            if command.absolute is None and command.delta > 0:
+                target = self.arbiter.snapshot().desired + command.delta
+                if target > MAX_WORKERS:
+                    raise _range_error(f"+{command.delta} would make {target} workers")
+            return self._submit(command)
 
     def reload(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._submit(Reload())

@@ -4,22 +4,37 @@ control-plane I/O). Each connection carries one request and one response.
 
 The socket file is created with mode 0600: only podsup's user may scale or
 drain the pool. A stale file left by a dead podsup is replaced.
+
+Bounds, so that clients (stuck, idle or too many) cannot exhaust the master:
+at most :data:`MAX_CONNECTIONS` connections are served at once (one more is
+answered "busy" and closed at once), a request must arrive completely within
+:data:`CONNECTION_TIMEOUT` (a deadline for the whole read, not per ``recv``),
+requests are at most :data:`MAX_REQUEST` bytes, and no failure (``accept``
+errors such as EMFILE, a thread that cannot start) ends the accept loop: it is
+logged once per streak, and a repeating failure is retried with a backoff.
 """
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import stat
 import threading
+import time
+from typing import Any
 
 from podsup.ctl import framing
 from podsup.ctl.handlers import Handlers
-
-log = logging.getLogger("podsup.ctl")
+from podsup.eventlog import EventLog, StdLog
 
 #: A client that does not finish its request in this time is dropped.
 CONNECTION_TIMEOUT = 10.0
+#: Connections served at once; one more is refused with a "busy" reply.
+MAX_CONNECTIONS = 32
+#: Largest request frame the server reads (requests are a few dozen bytes).
+MAX_REQUEST = 64 * 1024
+#: Backoff of the accept loop while accepting (or starting a thread) keeps failing.
+ACCEPT_BACKOFF_MIN = 0.05
+ACCEPT_BACKOFF_MAX = 1.0
 
 
 def _remove_stale(path: str) -> None:
@@ -41,12 +56,21 @@ def _remove_stale(path: str) -> None:
 
 
 class ControlServer:
-    def __init__(self, path: str, handlers: Handlers):
+    #: What runs each connection (a seam for tests that make it fail to start).
+    thread_class = threading.Thread
+
+    def __init__(self, path: str, handlers: Handlers, log: EventLog | None = None,
+                 max_connections: int = MAX_CONNECTIONS, timeout: float = CONNECTION_TIMEOUT):
         self.path = path
         self.handlers = handlers
+        self.log: EventLog = log if log is not None else StdLog("podsup.ctl")
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._failing: str | None = None  # the failure of the current streak, logged once
 
     def start(self) -> None:
         directory = os.path.dirname(self.path) or "."
@@ -61,36 +85,103 @@ class ControlServer:
         os.chmod(self.path, 0o600)
         sock.listen(16)
         self._sock = sock
-        self._thread = threading.Thread(target=self._accept_loop, name="podsup-control", daemon=True)
+        self._thread = threading.Thread(target=self._accept_loop, args=(sock,), name="podsup-control",
+                                        daemon=True)
         self._thread.start()
 
-    def _accept_loop(self) -> None:
-        assert self._sock is not None
+    # --- accept loop ---------------------------------------------------------
+    def _accept_loop(self, sock: socket.socket) -> None:
+        backoff = ACCEPT_BACKOFF_MIN
         while not self._closed.is_set():
             try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._serve, args=(conn,), name="podsup-control-conn",
-                             daemon=True).start()
+                ok = self._accept_one(sock)
+            except Exception as exc:  # noqa: BLE001 - nothing may end the loop but close()
+                if self._closed.is_set():
+                    return
+                self._failed(f"{type(exc).__name__}: {exc}")
+                ok = False
+            if ok:
+                backoff = ACCEPT_BACKOFF_MIN
+                if self._failing is not None:
+                    self.log.info("control socket recovered", path=self.path)
+                    self._failing = None
+            else:
+                # a persistent failure (EMFILE, no threads) must not spin; close() wakes this
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, ACCEPT_BACKOFF_MAX)
 
+    def _accept_one(self, sock: socket.socket) -> bool:
+        """Accept and dispatch one connection; False after a failure (already logged)."""
+        try:
+            conn, _ = sock.accept()
+        except OSError as exc:
+            if self._closed.is_set():
+                return True  # close() shut the socket: the loop ends
+            self._failed(f"accept: {exc.strerror or exc}")
+            return False
+        if not self._slots.acquire(blocking=False):
+            self._refuse(conn, f"busy: {self.max_connections} control connections are open; retry later")
+            return True
+        try:
+            self.thread_class(target=self._serve, args=(conn,), name="podsup-control-conn",
+                              daemon=True).start()
+        except Exception as exc:  # noqa: BLE001 - RuntimeError: can't start new thread, MemoryError...
+            self._slots.release()
+            self._refuse(conn, "busy: cannot start a thread for this request; retry later")
+            self._failed(f"cannot start a connection thread: {exc}")
+            return False
+        return True
+
+    def _failed(self, what: str) -> None:
+        """Log a failure once per streak (not once per retry)."""
+        if self._failing is None:
+            self.log.warning("control socket failing, retrying", error=what, path=self.path)
+        self._failing = what
+
+    @staticmethod
+    def _refuse(conn: socket.socket, error: str) -> None:
+        """Answer one error frame without waiting (the accept loop must not block) and close."""
+        try:
+            conn.setblocking(False)
+            conn.send(framing.encode({"ok": False, "error": error}))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    # --- one connection ------------------------------------------------------
     def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(CONNECTION_TIMEOUT)
-            try:
-                request = framing.recv_message(conn)
-            except (framing.FramingError, OSError) as exc:
-                log.debug("control: bad request: %s", exc)
-                try:
-                    framing.send_message(conn, {"ok": False, "error": f"bad request: {exc}"})
-                except OSError:
-                    pass
-                return
-            response = self.handlers.handle(request)
-            try:
-                framing.send_message(conn, response)
-            except OSError as exc:
-                log.debug("control: client went away: %s", exc)
+        try:
+            with conn:
+                self._exchange(conn)
+        except Exception as exc:  # noqa: BLE001 - a connection never prints a traceback
+            self.log.error("control request failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self._slots.release()
+
+    def _exchange(self, conn: socket.socket) -> None:
+        deadline = time.monotonic() + self.timeout
+        try:
+            request = framing.recv_message(conn, max_size=MAX_REQUEST, deadline=deadline)
+        except (framing.FramingError, OSError) as exc:
+            error = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            self._reply(conn, {"ok": False, "error": f"bad request: {error}"}, deadline)
+            return
+        response = self.handlers.handle(request)
+        # the answer gets its own budget: the handler may have waited for the loop
+        self._reply(conn, response, time.monotonic() + self.timeout)
+
+    @staticmethod
+    def _reply(conn: socket.socket, response: dict[str, Any], deadline: float) -> None:
+        try:
+            data = framing.encode(response)
+        except (framing.FramingError, TypeError, ValueError) as exc:
+            data = framing.encode({"ok": False, "error": f"cannot encode the answer: {exc}"})
+        try:
+            conn.settimeout(max(deadline - time.monotonic(), 0.1))
+            conn.sendall(data)
+        except OSError:
+            pass  # the client went away or does not read: nothing to tell it
 
     def close(self) -> None:
         self._closed.set()
@@ -125,7 +216,7 @@ class ControlExtension(Extension):
 
     def attach(self, arbiter) -> None:
         handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget)
-        self.server = ControlServer(self.path, handlers)
+        self.server = ControlServer(self.path, handlers, log=getattr(arbiter, "log", None))
         self.server.start()
 
     def close(self) -> None:

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 
+import psutil
+
+from podsup.ctl import framing
+from podsup.ctl.client import ControlError, request
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import live_pids, podsup_cli, status_json
 from tests.waiting import wait_for
@@ -108,3 +114,118 @@ def test_podsup_refuses_a_socket_another_podsup_listens_on():
             assert f"podsup run: invalid --control {first.control_path}: another podsup is listening" in second.output()
             assert "Traceback" not in second.output()
         assert status_json(first.control_path)["desired"] == 1  # the first one was not disturbed
+
+
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    return result.stderr.strip()
+
+
+def test_scale_refuses_targets_above_the_maximum_and_non_ascii_digits():
+    with PodsupProcess(["run", "--workers", "1", "--", "sleep", "1000"]) as p:
+        wait_for(lambda: status_json(p.control_path)["running"] == 1, timeout=60, message="1 worker up")
+        # refused by the CLI before anything is sent
+        for value in ("1025", "100000", "+5000"):
+            result = podsup_cli("scale", value, "--control", p.control_path)
+            assert result.returncode == 2
+            assert _one_line(result) == f"podsup scale: scale: {value} is out of range; allowed: 0..1024 workers"
+        for value in ("\u0663", "\uff11\uff12"):
+            result = podsup_cli("scale", value, "--control", p.control_path)
+            assert result.returncode == 2 and "value must be N, +K or -K" in _one_line(result)
+        # refused by podsup itself (any client, not only the CLI)
+        for value in ("1025", "100000", "\u0663", "\uff11\uff12"):
+            try:
+                request(p.control_path, {"command": "scale", "value": value}, timeout=10)
+            except ControlError as exc:
+                assert "out of range" in str(exc) or "value must be" in str(exc)
+            else:
+                raise AssertionError(f"scale {value!r} was accepted")
+        # +K is checked against the current count
+        result = podsup_cli("scale", "+1024", "--control", p.control_path)
+        assert result.returncode == 1
+        assert _one_line(result) == "podsup: scale: +1024 would make 1025 workers; allowed: 0..1024 workers"
+        st = status_json(p.control_path)
+        assert st["desired"] == 1 and len(live_pids(st)) == 1
+
+
+def test_hostile_frames_are_answered_without_a_traceback():
+    with PodsupProcess(["run", "--workers", "1", "--", *REPORTER]) as p:
+        running(p.control_path, 1)
+        for depth in (100000, 30000):
+            body = b"[" * depth + b"]" * depth
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.settimeout(30)
+                raw.connect(p.control_path)
+                raw.sendall(struct.pack(">I", len(body)) + body)
+                answer = framing.recv_message(raw)
+            assert answer["ok"] is False and answer["error"].startswith("bad request: ")
+            if depth == 30000:  # small enough to be read, too deep to be parsed
+                assert answer["error"] == "bad request: frame is not UTF-8 JSON: nested too deeply"
+        assert status_json(p.control_path)["desired"] == 1
+        assert "Traceback" not in p.output() and "RecursionError" not in p.output()
+
+
+def _answered(sock: socket.socket) -> bool:
+    """True once podsup has written to, or closed, ``sock`` (non-blocking)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_idle_connections_are_bounded_and_dropped():
+    with PodsupProcess(["run", "--workers", "1", "--", *REPORTER]) as p:
+        running(p.control_path, 1)
+        master = psutil.Process(p.pid)
+        threads_before = master.num_threads()
+        idle = []
+        try:
+            for _ in range(100):
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(p.control_path)
+                idle.append(sock)
+            # beyond 32 connections podsup answers "busy" at once instead of starting a thread each
+            # (well before the 10 s connection timeout would answer them too)
+            wait_for(lambda: sum(_answered(s) for s in idle) >= 100 - 32, timeout=7,
+                     message=lambda: f"{sum(_answered(s) for s in idle)} of 100 idle connections answered")
+            assert master.num_threads() <= threads_before + 32 + 3
+            refused = [s for s in idle if _answered(s)]
+            refused[0].settimeout(5)
+            assert framing.recv_message(refused[0])["error"].startswith("busy: 32 control connections are open")
+            # the idle ones are dropped after the connection timeout; podsup serves again
+            wait_for(lambda: all(_answered(s) for s in idle), timeout=40, message="idle connections dropped")
+            assert status_json(p.control_path)["desired"] == 1
+            wait_for(lambda: master.num_threads() <= threads_before + 2, timeout=20, message="connection threads ended")
+        finally:
+            for sock in idle:
+                sock.close()
+        assert "Traceback" not in p.output()
+
+
+def test_status_watch_into_a_closed_pipe_and_bad_intervals(tmp_path):
+    with PodsupProcess(["run", "--workers", "1", "--", *REPORTER]) as p:
+        running(p.control_path, 1)
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        stderr_path = tmp_path / "stderr"
+        with open(stderr_path, "wb") as stderr:
+            watch = subprocess.Popen([sys.executable, "-m", "podsup", "status", "--watch", "--interval", "0.05",
+                                      "--control", p.control_path], stdout=subprocess.PIPE, stderr=stderr, env=env)
+        try:
+            assert watch.stdout.readline().strip()  # the first line of the first screen
+            watch.stdout.close()  # like `| head -1` exiting
+            assert watch.wait(timeout=30) == 0
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait(10)
+        assert stderr_path.read_text() == ""  # no BrokenPipeError, not even "Exception ignored"
+
+        shell = subprocess.run(["bash", "-o", "pipefail", "-c",
+                                f"{sys.executable} -m podsup status --watch --interval 0.05 "
+                                f"--control {p.control_path} | head -1"],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert shell.returncode == 0 and shell.stdout.strip() and shell.stderr == "", shell
+
+        for value in ("nan", "inf", "-inf", "0", "-1", "1e300"):
+            result = podsup_cli("status", "--watch", f"--interval={value}", "--control", p.control_path, timeout=30)
+            assert result.returncode == 2, (value, result.stdout, result.stderr)
+            assert _one_line(result) == (f"podsup status: argument --interval: must be a number of seconds "
+                                         f"> 0 and <= 86400 (got {value!r})")

@@ -166,3 +166,80 @@ def test_readme_lists_every_exported_metric_with_its_help():
     assert sorted(exposed) == sorted(documented), "README's Metrics table and /metrics differ"
     for name, (kind, help_) in exposed.items():
         assert documented[name] == (kind, help_), name
+
+
+def head(port: int, path: str) -> tuple[int, bytes, dict]:
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("HEAD", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_head_and_name_filter_on_a_live_podsup():
+    with PodsupProcess(["run", "--workers", "2", "--", sys.executable, worker("metrics_worker")],
+                       env={"JOB_SECONDS": "0.02"}) as p:
+        wait_for(lambda: http_get(p.http_port, "/readyz")[0] == 200
+                 and (sample(p.http_port, "app_jobs_total") or 0) > 0, timeout=60,
+                 message="a ready podsup with worker metrics")
+        # Kubernetes and load balancers may probe with HEAD: answered like GET, no body
+        for path in (names.HEALTHZ_PATH, names.READYZ_PATH, names.METRICS_PATH):
+            status, body, headers = head(p.http_port, path)
+            assert (status, body) == (200, b""), path
+            assert int(headers["content-length"]) > 0, path
+        from prometheus_client.parser import text_string_to_metric_families
+
+        def families(query: str) -> dict[str, list]:
+            status, body = http_get(p.http_port, names.METRICS_PATH + "?" + query)
+            assert status == 200, body
+            return {f.name: f.samples for f in text_string_to_metric_families(body)}
+        only = families("name[]=podsup_draining")
+        assert list(only) == ["podsup_draining"] and [s.value for s in only["podsup_draining"]] == [0.0]
+        # podsup's own families, its report counters and the workers' merged metrics alike
+        got = families("name[]=podsup_workers_desired&name[]=podsup_requests_total&name[]=app_jobs_total")
+        assert sorted(got) == ["app_jobs", "podsup_requests", "podsup_workers_desired"]
+        assert got["podsup_workers_desired"][0].value == 2 and got["app_jobs"][0].value > 0
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether podsup has closed ``sock`` (whatever it sent first is read and dropped)."""
+    sock.setblocking(False)
+    try:
+        while True:
+            if sock.recv(4096) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_idle_connections_do_not_hold_podsups_threads():
+    from podsup import http as podsup_http
+    with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")]) as p:
+        wait_for(lambda: http_get(p.http_port, "/healthz")[0] == 200, timeout=60, message="/healthz 200")
+        proc = psutil.Process(p.pid)
+        base = proc.num_threads()
+        most = base
+        idle = []
+        try:
+            for _ in range(150):  # more than MAX_CONNECTIONS, and none sends a request
+                idle.append(socket.create_connection(("127.0.0.1", p.http_port), timeout=10))
+                most = max(most, proc.num_threads())
+
+            def all_dropped():
+                nonlocal most
+                most = max(most, proc.num_threads())
+                return all(closed_by_peer(s) for s in idle)
+            wait_for(all_dropped, timeout=podsup_http.REQUEST_TIMEOUT + 15, interval=0.1,
+                     message="podsup to close every idle connection")
+        finally:
+            for s in idle:
+                s.close()
+        assert most <= base + podsup_http.MAX_CONNECTIONS + 3, (base, most)
+        wait_for(lambda: proc.num_threads() <= base + 2, timeout=15,
+                 message=lambda: f"podsup's threads back to {base}: {proc.num_threads()}")
+        assert http_get(p.http_port, "/healthz")[0] == 200

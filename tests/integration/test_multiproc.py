@@ -98,3 +98,47 @@ def test_an_unusable_preset_multiproc_dir_is_one_line(tmp_path):
         assert p.wait_exit(timeout=30) == 2
         lines = [text for _, text in p.lines if text.strip()]
         assert lines == [f"podsup run: invalid PROMETHEUS_MULTIPROC_DIR={afile}: not a directory"]
+
+
+SHORT_LIVED_GAUGE_WORKER = """\
+import os, sys, time
+from prometheus_client import Counter, Gauge
+Gauge("app_started_at", "When this worker process started.").set(time.time())  # default mode: "all"
+Counter("app_lives", "Worker lives.").inc()
+time.sleep(float(os.environ.get("LIFE_SECONDS", "0.1")))
+sys.exit(3)
+"""
+
+
+def test_default_mode_gauges_of_exited_workers_do_not_pile_up(tmp_path):
+    """A Gauge in prometheus-client's default multiprocess mode ("all") writes
+    gauge_all_<pid>.db and exports one pid-labelled series per process; every
+    respawn used to leave one more file and one more series."""
+    script = tmp_path / "short_lived.py"
+    script.write_text(SHORT_LIVED_GAUGE_WORKER)
+    workers, slack = 2, 2
+    preset = tmp_path / "prom"  # a known directory, to count its files while podsup runs
+    with PodsupProcess(["run", "--workers", str(workers), "--backoff-max", "0.1", "--crashloop-threshold", "0",
+                        "--", sys.executable, str(script)],
+                       env={ENV_MULTIPROC_DIR: str(preset), "LIFE_SECONDS": "0.1"}) as p:
+        most = {"files": 0, "series": 0}
+        files: list[str] = []
+        series: list[tuple] = []
+
+        def observe():
+            files[:] = sorted(f for f in os.listdir(preset) if f.startswith("gauge_all_"))
+            got = scrape(p.http_port)
+            series[:] = [labels for (name, labels) in got if name == "app_started_at"]
+            assert all(dict(labels).keys() == {"pid"} for labels in series), series
+            most["files"] = max(most["files"], len(files))
+            most["series"] = max(most["series"], len(series))
+            exits = got.get(("podsup_worker_exits_total", (("code", "3"), ("kind", "exit"))), 0)
+            return got if exits >= 30 and most["series"] > 0 else None
+        got = wait_for(observe, timeout=120, interval=0.05,
+                       message=lambda: f"30 short lives ({most}); {p.output()[-2000:]}")
+        # at most one file and one series per worker alive (a replacement may start before the exit is seen)
+        assert most["files"] <= workers + slack, f"gauge_all files pile up: {files}"
+        assert most["series"] <= workers + slack, f"pid-labelled series pile up: {series}"
+        assert got[("app_lives_total", ())] >= 30  # the counters of those lives are all still counted
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(timeout=60) == 0

@@ -21,8 +21,8 @@ def podsup(args, env=None, cwd=None):
 CASES = [
     # (id, args, env, text the single line must contain)
     ("unknown flag", ["run", "--wokers", "2", "--", *SLEEPER], {}, "unrecognized arguments: --wokers"),
-    ("negative count", ["run", "--workers", "-1", "--", *SLEEPER], {}, "--workers '-1' (from --workers): must be an integer >= 0"),
-    ("not a number", ["run", "--workers", "many", "--", *SLEEPER], {}, "--workers 'many' (from --workers): must be an integer >= 0"),
+    ("negative count", ["run", "--workers", "-1", "--", *SLEEPER], {}, "--workers '-1' (from --workers): must be an integer 0..1024"),
+    ("not a number", ["run", "--workers", "many", "--", *SLEEPER], {}, "--workers 'many' (from --workers): must be an integer 0..1024"),
     ("unknown signal", ["run", "--stop-signal", "SIGFOO", "--", *SLEEPER], {}, "--stop-signal 'SIGFOO' (from --stop-signal): must be a signal name"),
     ("command not executable", ["run", "--", "/nonexistent/worker"], {}, "COMMAND '/nonexistent/worker' cannot be executed"),
     ("command not on PATH", ["run", "--", "no-such-program-podsup"], {}, "COMMAND 'no-such-program-podsup' cannot be executed"),
@@ -73,3 +73,39 @@ def test_help_lists_every_option_with_its_env_name():
     from podsup.config import OPTIONS
     for option in OPTIONS:
         assert option.flag in result.stdout and option.env in result.stdout
+
+
+def test_a_preload_module_that_exits_or_is_interrupted_at_import(tmp_path):
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "interrupted_import.py").write_text("raise KeyboardInterrupt\n")  # Ctrl-C during a slow import
+    result = podsup(["run", "--preload", "exits_at_import:main"], cwd=str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("podsup run: invalid --preload 'exits_at_import:main': "
+                                     "importing 'exits_at_import' called sys.exit(0)")
+    result = podsup(["run", "--preload", "interrupted_import:main"], cwd=str(tmp_path))
+    assert result.returncode == 130 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "podsup run: interrupted while starting; nothing was started"
+
+
+def test_a_worker_group_left_by_a_crashed_worker_is_stopped(tmp_path):
+    """A shell worker starts a background job and crashes: the job belongs to
+    the dead worker's process group and is stopped, not left to outlive podsup."""
+    import signal
+
+    import psutil
+
+    from tests.integration.podsup_process import PodsupProcess
+    from tests.waiting import wait_for
+
+    marker = str(700000 + os.getpid() % 100000)  # a sleep length nothing else on the machine uses
+    script = f"sleep {marker} & sleep 0.3; exit 1"
+    with PodsupProcess(["run", "--workers", "1", "--graceful-timeout", "5", "--", "sh", "-c", script]) as p:
+        p.wait_for_line(r"process group outlived it: stop signal sent")
+
+        def leftovers():
+            return [q for q in psutil.process_iter(["cmdline"]) if q.info["cmdline"] == ["sleep", marker]]
+        # each crashed worker's `sleep` is stopped (TERM) soon after; at most the live worker's one remains
+        wait_for(lambda: len(leftovers()) <= 1, 30, message=lambda: f"leftovers stopped: {leftovers()}")
+        p.signal(signal.SIGTERM)
+        p.wait_exit(60)
+    wait_for(lambda: not leftovers(), 30, message="no leftover outlives podsup")

@@ -379,9 +379,20 @@ def test_scale_up_spawns_new_slots_and_down_stops_the_highest(pools):
 
 def test_scale_below_zero_is_refused(pools):
     pool = pools()
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match="0..1024"):
         pool.run(commands.Scale(delta=-3)).result(0)
     assert pool.arb.desired == 2
+
+
+def test_ttin_at_the_maximum_is_ignored_and_scale_above_it_refused(pools):
+    from podsup.config import MAX_WORKERS
+
+    pool = pools(workers=1)
+    pool.arb.desired = MAX_WORKERS  # as if scaled there: no need to fork 1,024 fakes
+    pool.arb._dispatch_signal(signal.SIGTTIN)
+    assert pool.arb.desired == MAX_WORKERS and "SIGTTIN ignored: at the maximum" in pool.log()
+    with pytest.raises(ValueError, match="0..1024"):
+        pool.arb._scale(MAX_WORKERS + 1)
 
 
 def test_ttin_and_ttou_signals_scale_by_one(pools):
@@ -537,6 +548,20 @@ def test_drain_waits_for_a_stopped_workers_group_and_sigkills_it_at_the_deadline
     assert pool.fake.signals[-1] == (leader, signal.SIGKILL)
     pool.step()
     assert not pool.arb.lingering and pool.arb.exit_code == 1
+
+
+def test_a_crashed_workers_leftover_group_gets_the_stop_signal_then_sigkill(pools):
+    pool = pools(workers=1, graceful_timeout=3.0)
+    leader = pool.pid(0)
+    pool.fake.lingering.add(leader)  # `sleep 300 &` of a shell worker that then crashed
+    pool.fake.exit(leader, code=1)
+    pool.step()
+    assert (leader, signal.SIGTERM) in pool.fake.signals and leader in pool.arb.lingering
+    assert pool.pid(0) != leader  # the slot is refilled meanwhile, as after any crash
+    pool.advance(3.1)
+    assert pool.fake.signals[-1] == (leader, signal.SIGKILL)
+    pool.step()
+    assert leader not in pool.arb.lingering
 
 
 def test_a_group_that_empties_in_time_exits_0(pools):

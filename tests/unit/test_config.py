@@ -79,8 +79,10 @@ def test_every_option_has_an_env_name_and_a_config_field():
 
 
 BAD = [
-    (["--workers", "-2", "--", "w"], {}, "podsup run: invalid --workers '-2' (from --workers): must be an integer >= 0"),
-    (["--", "w"], {"PODSUP_WORKERS": "x"}, "invalid --workers 'x' (from env PODSUP_WORKERS): must be an integer >= 0"),
+    (["--workers", "-2", "--", "w"], {}, "podsup run: invalid --workers '-2' (from --workers): must be an integer 0..1024"),
+    (["--", "w"], {"PODSUP_WORKERS": "x"}, "invalid --workers 'x' (from env PODSUP_WORKERS): must be an integer 0..1024"),
+    (["--workers", "1025", "--", "w"], {}, "invalid --workers '1025' (from --workers): must be an integer 0..1024"),
+    (["--workers", "٣", "--", "w"], {}, "must be an integer 0..1024"),
     (["--stop-signal", "NOPE", "--", "w"], {}, "invalid --stop-signal 'NOPE' (from --stop-signal): must be a signal name"),
     (["--stop-signal", "STOP", "--", "w"], {}, "invalid --stop-signal 'STOP'"),
     (["--stop-signal", "999", "--", "w"], {}, "invalid --stop-signal '999'"),
@@ -117,6 +119,21 @@ def test_a_refused_queue_url_never_shows_its_password(argv, env):
     with pytest.raises(ConfigError) as info:
         cfg(argv, env)
     assert "pw8SECRET" not in str(info.value) and "***@h" in str(info.value)
+
+
+def test_yaml_off_turns_the_control_socket_and_http_off(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("control: off\nhttp: off\n")  # YAML 1.1: both read as false
+    config = cfg(["--config", str(path), "--", "w"], {})
+    assert config.control is None and config.http is None
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError) as info:
+        cfg(["--config", str(path), "--", "w"], {})
+    assert str(info.value) == f"podsup run: invalid --config {str(path)!r}: not UTF-8 text"
 
 
 def test_bad_config_files(tmp_path):

@@ -3,20 +3,27 @@ server + client over a real Unix socket."""
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import os
+import select
 import socket
 import stat
 import struct
+import threading
+import time
 
 import pytest
 
 from podsup.commands import Drain, Reload, Scale
 from podsup.ctl import framing
 from podsup.ctl.client import ControlError, request
+from podsup.ctl.cli_commands import status_main
+from podsup.config import MAX_WORKERS
 from podsup.ctl.handlers import CommandError, Handlers, parse_scale
 from podsup.ctl.server import ControlServer
 from podsup.snapshot import PoolSnapshot
 from podsup.states import PoolState
+from tests.waiting import wait_for
 
 
 def snapshot() -> PoolSnapshot:
@@ -181,3 +188,231 @@ def test_client_errors_name_the_path(tmp_path):
     s.close()
     with pytest.raises(ControlError, match=f"control socket {dead}: connection refused"):
         request(dead, {"command": "status"})
+
+
+# --- bounds and hostile input --------------------------------------------------
+class RecordingLog:
+    def __init__(self):
+        self.events: list[tuple[str, str, dict]] = []
+
+    def info(self, msg, **fields):
+        self.events.append(("info", msg, fields))
+
+    def warning(self, msg, **fields):
+        self.events.append(("warning", msg, fields))
+
+    def error(self, msg, **fields):
+        self.events.append(("error", msg, fields))
+
+
+def test_parse_scale_accepts_the_maximum():
+    assert MAX_WORKERS == 1024
+    assert parse_scale(str(MAX_WORKERS)) == Scale(absolute=MAX_WORKERS)
+    assert parse_scale(f"+{MAX_WORKERS}") == Scale(delta=MAX_WORKERS)
+    assert parse_scale("007") == Scale(absolute=7)
+
+
+@pytest.mark.parametrize("text", ["1025", "100000", "+1025", "+100000", "-100000", "9" * 5000])
+def test_parse_scale_refuses_more_than_the_maximum(text):
+    with pytest.raises(CommandError, match=r"out of range; allowed: 0\.\.1024 workers") as info:
+        parse_scale(text)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 100
+
+
+@pytest.mark.parametrize("text", ["\u0663", "\uff11\uff12", "+\u0661", "-\u06f2", "1\u0663", "\u00b2", "3\n4"])
+def test_parse_scale_accepts_ascii_digits_only(text):
+    with pytest.raises(CommandError, match="N, \\+K or -K"):
+        parse_scale(text)
+
+
+def test_handlers_refuse_a_delta_that_would_pass_the_maximum():
+    arbiter = FakeArbiter()  # desired=2
+    h = Handlers(arbiter)
+    refused = h.handle({"command": "scale", "value": f"+{MAX_WORKERS - 1}"})
+    assert refused == {"ok": False, "error": "scale: +1023 would make 1025 workers; allowed: 0..1024 workers"}
+    assert h.handle({"command": "scale", "value": "100000"})["error"].endswith("allowed: 0..1024 workers")
+    assert arbiter.submitted == []  # nothing reached the loop
+    assert h.handle({"command": "scale", "value": f"+{MAX_WORKERS - 2}"}) == {"ok": True, "result": {"desired": 1024}}
+    assert arbiter.submitted == [Scale(delta=MAX_WORKERS - 2)]
+
+
+def test_decode_body_refuses_deeply_nested_and_huge_numbers():
+    with pytest.raises(framing.FramingError, match="nested too deeply"):
+        framing.decode_body(b"[" * 100000 + b"]" * 100000)
+    with pytest.raises(framing.FramingError, match="nested too deeply"):
+        framing.decode_body(b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}")
+    with pytest.raises(framing.FramingError, match="not UTF-8 JSON"):
+        framing.decode_body(b'{"value":' + b"1" * 5000 + b"}")  # int() digit limit: a ValueError
+
+
+def test_recv_message_deadline_bounds_the_whole_read():
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack(">I", 10) + b"{")  # and never the rest
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            framing.recv_message(b, deadline=time.monotonic() + 0.3)
+        assert time.monotonic() - started < 5
+    c, d = socket.socketpair()
+    with c, d:
+        c.sendall(struct.pack(">I", 100))
+        with pytest.raises(framing.FramingError, match="exceeds 50"):
+            framing.recv_message(d, max_size=50)
+
+
+def _serving(tmp_path, **kwargs) -> tuple[ControlServer, str]:
+    path = str(tmp_path / "podsup.sock")
+    server = ControlServer(path, Handlers(FakeArbiter()), **kwargs)
+    server.start()
+    return server, path
+
+
+def test_server_answers_deeply_nested_frames_and_keeps_serving(tmp_path):
+    log = RecordingLog()
+    server, path = _serving(tmp_path, log=log)
+    try:
+        for body in (b"[" * 30000 + b"]" * 30000, b'{"command":' + b"[" * 30000 + b"]" * 30000 + b"}"):
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.settimeout(10)
+                raw.connect(path)
+                raw.sendall(struct.pack(">I", len(body)) + body)
+                answer = framing.recv_message(raw)
+            assert answer == {"ok": False, "error": "bad request: frame is not UTF-8 JSON: nested too deeply"}
+        assert request(path, {"command": "status"}, timeout=5)["desired"] == 2
+        assert [e for e in log.events if e[0] == "error"] == []
+    finally:
+        server.close()
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has answered and closed ``sock`` (EOF after any frame)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        while sock.recv(65536):
+            pass
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def test_server_bounds_connections_and_drops_idle_ones(tmp_path):
+    server, path = _serving(tmp_path, max_connections=2, timeout=1.0)
+    idle: list[socket.socket] = []
+    try:
+        threads_before = threading.active_count()
+        for _ in range(20):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(path)
+            sock.setblocking(False)
+            idle.append(sock)
+        # the first two occupy the slots, the 18 others are answered "busy" at once
+        wait_for(lambda: all(_closed_by_server(s) for s in idle[2:]), timeout=10,
+                 message="the 18 extra connections refused")
+        assert not any(_closed_by_server(s) for s in idle[:2])
+        assert threading.active_count() <= threads_before + 2
+        # a client of an over-full server reads the refusal, even if its send hit a closed socket
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(5)
+            raw.connect(path)
+            answer = framing.recv_message(raw)
+        assert answer["ok"] is False and answer["error"].startswith("busy: 2 control connections are open")
+        # idle clients are dropped after the timeout, then the server serves again
+        wait_for(lambda: all(_closed_by_server(s) for s in idle[:2]), timeout=15, message="idle clients dropped")
+        assert request(path, {"command": "status"}, timeout=5)["desired"] == 2
+        wait_for(lambda: threading.active_count() <= threads_before, timeout=10, message="connection threads ended")
+    finally:
+        for sock in idle:
+            sock.close()
+        server.close()
+
+
+def test_server_drops_a_client_that_trickles_its_request(tmp_path):
+    server, path = _serving(tmp_path, timeout=1.0)
+    try:
+        with socket.socket(socket.AF_UNIX) as slow:
+            slow.connect(path)
+            slow.sendall(struct.pack(">I", 1000))
+            started = time.monotonic()
+            closed = False
+            while not closed and time.monotonic() - started < 15:
+                try:
+                    slow.send(b" ")  # a byte at a time: each recv() is well within the timeout
+                except OSError:
+                    closed = True
+                    break
+                readable, _, _ = select.select([slow], [], [], 0.1)  # paces the trickle, wakes on the answer
+                closed = bool(readable)
+            assert closed, "the server kept a trickling client"
+            assert time.monotonic() - started < 10  # the timeout bounds the whole request
+    finally:
+        server.close()
+
+
+def test_accept_loop_survives_threads_that_cannot_start(tmp_path):
+    class Flaky(threading.Thread):
+        failures = 3
+
+        def start(self):
+            if Flaky.failures > 0:
+                Flaky.failures -= 1
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    log = RecordingLog()
+    path = str(tmp_path / "podsup.sock")
+    server = ControlServer(path, Handlers(FakeArbiter()), log=log)
+    server.thread_class = Flaky
+    server.start()
+    try:
+        with pytest.raises(ControlError, match="busy: cannot start a thread"):
+            request(path, {"command": "status"}, timeout=5)
+        status = wait_for(lambda: request(path, {"command": "status"}, timeout=5), timeout=30,
+                          message="status answered again")
+        assert status["desired"] == 2 and Flaky.failures == 0
+        warnings = [e for e in log.events if e[0] == "warning"]
+        assert len(warnings) == 1 and "can't start new thread" in warnings[0][2]["error"]  # once, not per retry
+        assert any(e[:2] == ("info", "control socket recovered") for e in log.events)
+    finally:
+        server.close()
+
+
+def test_accept_loop_survives_accept_errors_and_closes_promptly(tmp_path):
+    server = ControlServer(str(tmp_path / "unused.sock"), Handlers(FakeArbiter()), log=RecordingLog())
+    client, served = socket.socketpair()
+    calls = []
+
+    class FailingListener:
+        def accept(self):
+            calls.append(time.monotonic())
+            if len(calls) <= 4:
+                raise OSError(errno.EMFILE, "Too many open files")
+            if len(calls) == 5:
+                return served, None
+            server._closed.wait()  # like a blocking accept() until close()
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+    loop = threading.Thread(target=server._accept_loop, args=(FailingListener(),), daemon=True)
+    loop.start()
+    with client:
+        client.settimeout(10)
+        framing.send_message(client, {"command": "status"})
+        assert framing.recv_message(client)["result"]["desired"] == 2
+    assert calls[4] - calls[0] >= 0.05  # backed off between failures, no busy spin
+    assert [e[1] for e in server.log.events] == ["control socket failing, retrying", "control socket recovered"]
+    started = time.monotonic()
+    server.close()
+    loop.join(5)
+    assert not loop.is_alive() and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "1e300", "soon"])
+def test_status_refuses_an_interval_that_is_not_finite_and_positive(value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        status_main(["--watch", f"--interval={value}", "--control", str(tmp_path / "none.sock")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--interval" in err and "> 0 and <= 86400" in err

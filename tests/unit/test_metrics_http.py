@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import http.client
+import http.server
+import socket
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import http as podsup_http
 from podsup import metrics
 from podsup.http import HealthState, HealthView, HttpServer, liveness, readiness
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.states import PoolState, WorkerState
+from tests.waiting import wait_for
 
 
 def snap(states, desired=None, draining=False, crash_loop=False) -> PoolSnapshot:
@@ -144,3 +151,161 @@ def test_readyz_reads_the_loop_live_not_the_last_tick():
         raise RuntimeError("dictionary changed size during iteration")
     health.live = torn  # a torn read falls back to the tick's view
     assert health.readyz()[0] is True
+
+
+# --- the server under idle, slow and many clients; HEAD; ?name[]= ----------------
+
+def serve(request_timeout=podsup_http.REQUEST_TIMEOUT, max_connections=podsup_http.MAX_CONNECTIONS):
+    health = HealthState(needed=lambda desired: desired)
+    health.mark_tick(snap([WorkerState.IDLE]))
+    registry, stats = metrics.build_registry(lambda: snap([WorkerState.IDLE]))
+    stats.done(0.2)
+    server = HttpServer(("127.0.0.1", 0), registry, health, request_timeout=request_timeout,
+                        max_connections=max_connections)
+    server.start()
+    return server
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed ``sock`` (EOF or reset); False while it is open."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def handler_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("Thread-") and "process_request" in t.name)
+
+
+def test_the_server_is_threading_with_daemon_threads_and_a_request_timeout():
+    server = serve()
+    try:
+        assert isinstance(server._server, http.server.ThreadingHTTPServer)
+        assert server._server.daemon_threads is True
+        assert server._server.RequestHandlerClass.timeout == podsup_http.REQUEST_TIMEOUT > 0
+    finally:
+        server.close()
+
+
+def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
+    server = serve(request_timeout=0.5)
+    try:
+        before = handler_threads()
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+        trickler = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        trickler.sendall(b"GET /healthz HTTP/1.0\r\n")
+        stop = threading.Event()
+
+        def trickle():  # a header byte every 0.1 s: each read is quick, the request never ends
+            while not stop.wait(0.1):
+                try:
+                    trickler.send(b"X")
+                except OSError:
+                    return
+        feeder = threading.Thread(target=trickle, daemon=True)
+        feeder.start()
+        try:
+            wait_for(lambda: handler_threads() >= before + 21, timeout=10, message="21 connections being served")
+            wait_for(lambda: all(closed_by_server(s) for s in idle), timeout=10,
+                     message="the idle connections closed by the server")
+            wait_for(lambda: closed_by_server(trickler), timeout=10,
+                     message="the trickling connection closed by the server")
+            wait_for(lambda: handler_threads() <= before, timeout=10,
+                     message=lambda: f"handler threads back to {before}: {handler_threads()}")
+        finally:
+            stop.set()
+            feeder.join(5)
+            for s in idle + [trickler]:
+                s.close()
+        # and the server still answers
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        server.close()
+
+
+def request(port: int, method: str, path: str, headers=None) -> tuple[int, bytes, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_connections_beyond_the_cap_are_refused_with_503_not_a_thread():
+    server = serve(request_timeout=30, max_connections=3)
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+    try:
+        def refused():
+            try:
+                status, body, _ = request(server.port, "GET", "/healthz")
+            except (ConnectionError, http.client.HTTPException):
+                return False  # refused before the answer could be read: try again
+            return status == 503 and body == b"too many connections\n"
+        wait_for(refused, timeout=10, message="a 4th connection refused with 503")
+        assert handler_threads() <= 3
+        for s in held:
+            s.close()
+        held = []
+        wait_for(lambda: request(server.port, "GET", "/healthz")[:2] == (200, b"ok\n"), timeout=10,
+                 message="served again once the held connections closed")
+    finally:
+        for s in held:
+            s.close()
+        server.close()
+
+
+def test_head_is_answered_like_get_without_a_body():
+    server = serve()
+    try:
+        for path in ("/healthz", "/readyz", "/metrics", "/nope"):
+            got_status, got_body, got_headers = request(server.port, "GET", path)
+            status, body, headers = request(server.port, "HEAD", path)
+            assert (status, body) == (got_status, b""), path
+            assert headers["content-type"] == got_headers["content-type"], path
+            if path != "/metrics":  # the metrics body is not byte-stable between two scrapes
+                assert int(headers["content-length"]) == len(got_body), path
+            else:
+                assert int(headers["content-length"]) > 0
+        assert request(server.port, "HEAD", "/healthz")[0] == 200
+    finally:
+        server.close()
+
+
+def families(body: bytes) -> dict[str, list]:
+    return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+
+
+def test_name_filter_keeps_only_the_named_families_and_samples():
+    server = serve()
+    try:
+        status, body, _ = request(server.port, "GET", "/metrics?name[]=podsup_draining")
+        assert status == 200
+        assert list(families(body)) == ["podsup_draining"]
+        assert [(s.name, s.value) for s in families(body)["podsup_draining"]] == [("podsup_draining", 0.0)]
+        # a counter by its family name or its sample name; a histogram's one sample; several at once
+        query = "&".join("name[]=" + n for n in ("podsup_workers", "podsup_requests",
+                                                 "podsup_request_duration_seconds_count", "podsup_slow_requests_total"))
+        got = families(request(server.port, "GET", "/metrics?" + query)[1])
+        assert sorted(got) == ["podsup_request_duration_seconds", "podsup_requests", "podsup_slow_requests",
+                               "podsup_workers"]
+        assert [s.name for s in got["podsup_request_duration_seconds"]] == ["podsup_request_duration_seconds_count"]
+        assert [(s.name, s.value) for s in got["podsup_requests"]] == [("podsup_requests_total", 1.0)]
+        assert len(got["podsup_workers"]) == len(WorkerState)
+        assert request(server.port, "GET", "/metrics?name[]=nothing_like_this")[:2] == (200, b"")
+        # compression and OpenMetrics still negotiated as before
+        status, body, headers = request(server.port, "GET", "/metrics?name[]=podsup_draining",
+                                        {"Accept-Encoding": "gzip"})
+        assert headers["content-encoding"] == "gzip" and list(families(gzip.decompress(body))) == ["podsup_draining"]
+        status, body, headers = request(server.port, "GET", "/metrics?name[]=podsup_draining",
+                                        {"Accept": "application/openmetrics-text"})
+        assert headers["content-type"].startswith("application/openmetrics-text")
+        assert body.decode().endswith("# EOF\n") and "podsup_draining 0.0" in body.decode()
+    finally:
+        server.close()

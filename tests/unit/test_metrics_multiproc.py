@@ -148,3 +148,29 @@ def test_exited_workers_files_are_compacted_without_changing_the_exposition(tmp_
     assert registry.get_sample_value("jobs_total", {"kind": "a"}) == 9
     assert registry.get_sample_value("secs_count") == 9
     assert registry.get_sample_value("peak") == 5
+
+
+def test_an_exited_workers_default_mode_gauge_file_and_series_are_removed(tmp_path):
+    """Gauge's default mode ("all") keeps one pid-labelled series per process in
+    gauge_all_<pid>.db, which mark_process_dead leaves: on exit podsup removes
+    it; the other non-live modes are left as prometheus-client keeps them."""
+    ext = multiproc.MultiprocExtension(str(tmp_path))
+    code = ("import os; from prometheus_client import Gauge; "
+            "Gauge('last_seen', 'l').set(7); Gauge('peak', 'p', multiprocess_mode='max').set(3); "
+            "Gauge('alive', 'a', multiprocess_mode='livesum').set(1); print(os.getpid())")
+    env = {**os.environ, **ext.worker_env(0)}
+    pids = [int(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                               text=True).stdout) for _ in range(2)]
+    registry = CollectorRegistry()
+    registry.register(multiproc.WorkersCollector(str(tmp_path)))
+    assert {registry.get_sample_value("last_seen", {"pid": str(pid)}) for pid in pids} == {7.0}
+    ext.on_exit(0, pids[0], "exit 0")
+    assert not (tmp_path / f"gauge_all_{pids[0]}.db").exists()
+    assert registry.get_sample_value("last_seen", {"pid": str(pids[0])}) is None
+    assert registry.get_sample_value("last_seen", {"pid": str(pids[1])}) == 7.0  # another pid's: untouched
+    assert (tmp_path / f"gauge_max_{pids[0]}.db").exists() and registry.get_sample_value("peak") == 3
+    ext.on_exit(0, pids[1], "exit 0")
+    assert sorted(f for f in os.listdir(tmp_path) if f.startswith("gauge_")) == sorted(
+        f"gauge_max_{pid}.db" for pid in pids)
+    assert "last_seen" not in {m.name for m in registry.collect()}
+    assert multiproc.drop_dead_gauges(str(tmp_path), pids[1]) == 0  # already gone: nothing to do
