@@ -389,8 +389,13 @@ class Arbiter:
         except OSError as exc:
             for fd in (out_r, err_r):
                 os.close(fd)
-            self.log.error("cannot start worker", slot=slot.id, error=exc.strerror or str(exc))
-            self._crashed(slot, uptime=0.0, description="spawn error", reason="exit")
+            program = self.config.command[0] if self.config.command else self.config.preload
+            hint = None
+            if isinstance(exc, FileNotFoundError) and program and os.path.exists(str(program)):
+                hint = "the program exists: its #! interpreter (or a library it needs) is missing"
+            self._crashed(slot, uptime=0.0, description="spawn error", reason="exit",
+                          fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
+                          level="error", extra=dict(command=program, error=exc.strerror or str(exc), hint=hint))
             return None
         finally:
             os.close(out_w)
@@ -492,7 +497,8 @@ class Arbiter:
         self._crashed(slot, uptime, description, policy.restart_reason(status.code, status.signal), fields)
 
     def _crashed(self, slot: Slot, uptime: float, description: str, reason: str,
-                 fields: dict[str, Any] | None = None) -> None:
+                 fields: dict[str, Any] | None = None, event: str = "worker exited", level: str = "info",
+                 extra: dict[str, Any] | None = None) -> None:
         """An unrequested end of a slot's worker: schedule its replacement."""
         now = self.system.monotonic()
         slot.last_exit = description
@@ -503,8 +509,8 @@ class Arbiter:
         slot.restart_reason = reason
         slot.respawn_at = now + plan.delay
         if fields is not None:
-            self.log.info("worker exited", **fields, respawn_in=f"{plan.delay:.2f}s",
-                          crash_loop=self.crash_loop or None)
+            self.log.event(event, level, **fields, **(extra or {}), respawn_in=f"{plan.delay:.2f}s",
+                           crash_loop=self.crash_loop or None)
 
     def _update_crash_loop(self, now: float) -> None:
         storm = self.crash.in_crash_loop(now)

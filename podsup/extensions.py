@@ -105,7 +105,8 @@ def build_extensions(config: "Config") -> list[Any]:
         if config.control is not None:
             try:
                 extensions.append(ControlExtension(config.control, on_drain=health.set_draining,
-                                                   drain_budget=config.drain_delay + config.graceful_timeout))
+                                                   drain_budget=config.drain_delay + config.graceful_timeout,
+                                                   probed_queues=probe.board.readings if probe else None))
             except OSError as exc:
                 raise ConfigError(f"podsup run: invalid --control {config.control}: {exc.strerror or exc}") from None
         limits = Limits.from_config(config)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import threading
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from podsup.commands import Drain, Reload, Scale
 from podsup.config import MAX_WORKERS
@@ -76,8 +76,11 @@ class Handlers:
     """
 
     def __init__(self, arbiter: ArbiterLike, on_drain: Callable[[], None] | None = None,
-                 drain_budget: float = 60.0, submit_timeout: float = SUBMIT_TIMEOUT):
+                 drain_budget: float = 60.0, submit_timeout: float = SUBMIT_TIMEOUT,
+                 probed_queues: Callable[[], Mapping[str, tuple[float | None, bool | None]]] | None = None):
         self.arbiter = arbiter
+        #: the --queue probe's readings (name -> (depth or None, broker up)), shown beside reported depths
+        self.probed_queues = probed_queues
         self.on_drain = on_drain
         self.drain_budget = drain_budget
         self.submit_timeout = submit_timeout
@@ -111,7 +114,18 @@ class Handlers:
         return dict(result) if isinstance(result, dict) else {"result": result}
 
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self.arbiter.snapshot().to_json()
+        status = self.arbiter.snapshot().to_json()
+        if self.probed_queues is not None:
+            # the broker is the authority over a worker's report (as on /metrics); a broker
+            # that does not answer shows no depth rather than a stale one
+            queues = dict(status.get("queues") or {})
+            for name, (depth, _up) in self.probed_queues().items():
+                if depth is None:
+                    queues.pop(name, None)
+                else:
+                    queues[name] = depth
+            status["queues"] = queues
+        return status
 
     def scale(self, request: dict[str, Any]) -> dict[str, Any]:
         command = parse_scale(request.get("value"))

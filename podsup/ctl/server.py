@@ -207,15 +207,17 @@ class ControlExtension(Extension):
     """The control socket for the pool's lifetime. It listens from attach on
     (the arbiter exists then) and is removed when podsup exits."""
 
-    def __init__(self, path: str, on_drain=None, drain_budget: float = 60.0):
+    def __init__(self, path: str, on_drain=None, drain_budget: float = 60.0, probed_queues=None):
         self.path = path
         self.on_drain = on_drain
         self.drain_budget = drain_budget
+        self.probed_queues = probed_queues
         self.server: ControlServer | None = None
         _remove_stale(path)  # refuse at start if another podsup listens here
 
     def attach(self, arbiter) -> None:
-        handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget)
+        handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget,
+                            probed_queues=self.probed_queues)
         self.server = ControlServer(self.path, handlers, log=getattr(arbiter, "log", None))
         self.server.start()
 

@@ -11,7 +11,7 @@ import pytest
 
 from podsup import names
 from tests.integration.podsup_process import PodsupProcess, worker
-from tests.integration.servers import RedisServer, http_get, sample, server_dir
+from tests.integration.servers import RedisServer, http_get, sample, server_dir, status_json
 from tests.waiting import wait_for
 
 WORKER = [sys.executable, worker("metrics_worker")]
@@ -36,6 +36,9 @@ def test_redis_list_depth(redis_server):
         assert up(p, "jobs") == 1
         r.rpush("jobs", 7, 8, 9)
         wait_for(lambda: depth(p, "jobs") == 10, timeout=30, message="depth 10")
+        # podsup status shows the broker's depth too (not only workers' reports)
+        wait_for(lambda: status_json(p.control_path)["queues"] == {"jobs": 10.0}, timeout=30,
+                 message="the probed depth in podsup status --json")
         r.delete("jobs")
         wait_for(lambda: depth(p, "jobs") == 0, timeout=30, message="depth 0 once drained")
 
@@ -53,6 +56,7 @@ def test_broker_outage_and_recovery_without_leaking_the_password():
             broker.stop()
             wait_for(lambda: up(p, "backlog") == 0, timeout=30, message="queue_up 0 while redis is down")
             assert depth(p, "backlog") is None  # a stale depth would mislead the HPA: the series is gone
+            assert "backlog" not in status_json(p.control_path)["queues"]  # nor a stale one in status
             p.wait_for_line(r"queue broker unreachable")
             # several failed probes, one error line; podsup keeps serving
             wait_for(lambda: sample(p.http_port, "podsup_queue_probe_errors_total", queue="backlog") >= 5,

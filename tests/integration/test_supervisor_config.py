@@ -109,3 +109,14 @@ def test_a_worker_group_left_by_a_crashed_worker_is_stopped(tmp_path):
         p.signal(signal.SIGTERM)
         p.wait_exit(60)
     wait_for(lambda: not leftovers(), 30, message="no leftover outlives podsup")
+
+
+def test_a_script_whose_interpreter_is_missing_is_named_with_a_hint(tmp_path):
+    from tests.integration.podsup_process import PodsupProcess
+
+    script = tmp_path / "worker.sh"
+    script.write_text("#!/nonexistent/interpreter\necho never\n")
+    script.chmod(0o755)
+    with PodsupProcess(["run", "--workers", "1", "--", str(script)]) as p:
+        line = p.wait_for_line(r".*cannot start worker.*").group(0)
+        assert f"command={script}" in line and "#! interpreter" in line and "respawn_in=" in line

@@ -296,6 +296,8 @@ def test_spawn_failure_is_a_crash_with_backoff_not_a_loop_crash(pools):
     pool.step()
     pool.advance(0.1)
     assert pool.arb.slots[0].current is None and pool.arb.slots[0].last_exit == "spawn error"
+    line = next(li for li in pool.log().splitlines() if "cannot start worker" in li)
+    assert "command=worker" in line and 'error="No such file or directory"' in line and "respawn_in=" in line
     pool.fake.fail_spawn = None
     pool.advance(1.0)
     assert pool.arb.slots[0].current is not None
