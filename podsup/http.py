@@ -365,6 +365,7 @@ class HttpExtension(Extension):
 
     def __init__(self, address: tuple[str, int], registry: CollectorRegistry, health: HealthState):
         self.health = health
+        self.host = address[0]
         self.server = HttpServer(address, registry, health)
         self.arbiter: Any = None
 
@@ -373,6 +374,9 @@ class HttpExtension(Extension):
         self.health.mark_tick(HealthView.of_arbiter(arbiter))
         self.health.live = lambda: HealthView.of_arbiter(arbiter)
         self.server.start()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        # the bound port: with --http ADDR:0 the kernel chose it
+        arbiter.log.info("serving /metrics, /healthz, /readyz", address=f"{host}:{self.server.port}")
 
     def tick(self, now: float) -> None:
         if self.arbiter is not None:

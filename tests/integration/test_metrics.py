@@ -243,3 +243,12 @@ def test_idle_connections_do_not_hold_podsups_threads():
         wait_for(lambda: proc.num_threads() <= base + 2, timeout=15,
                  message=lambda: f"podsup's threads back to {base}: {proc.num_threads()}")
         assert http_get(p.http_port, "/healthz")[0] == 200
+
+
+def test_the_port_chosen_for_http_0_is_logged_and_serves():
+    with PodsupProcess(["run", "--workers", "1", "--http", "127.0.0.1:0", "--",
+                        sys.executable, worker("metrics_worker")]) as p:
+        match = p.wait_for_line(r"serving /metrics, /healthz, /readyz address=127\.0\.0\.1:(\d+)")
+        port = int(match.group(1))
+        assert port != 0
+        wait_for(lambda: http_get(port, "/healthz")[0] == 200, timeout=30, message="/healthz on the logged port")
