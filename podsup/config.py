@@ -267,6 +267,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def _default_text(option: Option) -> str:
+    """``; default X`` for --help where the default is a plain value that the
+    help text does not already give (computed ones, like --workers, say it)."""
+    value = option.default
+    if callable(value) or value is None or "default" in option.help:
+        return ""
+    if option.name == "stop-signal":
+        shown = signal.Signals(value).name.removeprefix("SIG")
+    elif isinstance(value, frozenset):
+        shown = ",".join(str(v) for v in sorted(value)) or "none"
+    elif isinstance(value, float):
+        shown = f"{value:g}"
+    else:
+        shown = str(value)
+    return f"; default {shown}"
+
+
 def build_parser(prog: str = "podsup run") -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
@@ -279,7 +296,7 @@ def build_parser(prog: str = "podsup run") -> argparse.ArgumentParser:
     for option in OPTIONS:
         # raw strings: validated below with the same function for every source
         parser.add_argument(option.flag, dest=option.field, default=argparse.SUPPRESS,
-                            metavar=option.metavar, help=f"{option.help} [env {option.env}]")
+                            metavar=option.metavar, help=f"{option.help} [env {option.env}{_default_text(option)}]")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the worker command (after --)")
     return parser
 

@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from podsup import config, names
-from podsup.config import ConfigError, load
+from podsup.config import ConfigError, build_parser, load
 
 
 def cfg(argv, env=None):
@@ -179,3 +179,11 @@ def test_config_dataclass_defaults_match_the_option_table():
 def test_min_ready_is_capped_by_the_desired_count():
     c = cfg(["--min-ready", "3", "--", "w"])
     assert c.ready_needed(5) == 3 and c.ready_needed(2) == 2
+
+
+def test_help_shows_plain_defaults():
+    text = " ".join(build_parser().format_help().split())  # argparse wraps lines
+    assert "[env PODSUP_GRACEFUL_TIMEOUT; default 30]" in text
+    assert "[env PODSUP_STOP_SIGNAL; default TERM]" in text
+    assert "[env PODSUP_LOG_FORMAT; default text]" in text
+    assert "[env PODSUP_WORKERS]" in text  # computed: its help says how
