@@ -151,8 +151,6 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
     try:
         for (api_version, kind), desired in desired_children(pool, operator_image).items():
             current = api.get(api_version, kind, namespace, name)
-            if desired is not None:
-                desired = with_applied_hash(desired)
             if desired is None:
                 if current is not None and controlled_by(current, pool):
                     api.delete(api_version, kind, namespace, name, uid=current["metadata"].get("uid"))
@@ -160,6 +158,7 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
                     emit("Normal", "Deleted", f"Deleted {kind} {name}: no longer in the spec")
                 live[kind] = None
                 continue
+            desired = with_applied_hash(desired)
             if current is not None and not controlled_by(current, pool):
                 raise ChildConflict(f"{kind} {namespace}/{name} exists and is not controlled by this "
                                     f"WorkerPool; delete or rename it")
