@@ -35,9 +35,11 @@ process, labelled ``pid``, from a ``gauge_all_<pid>.db`` file that
 mark_process_dead keeps: under respawns and recycling that is one more file
 and one more series with every life, describing a process that is gone. So
 that file is removed too (:func:`drop_dead_gauges`, under the same lock). The
-other modes (min, max, sum, mostrecent) merge without the pid label and are
-left as prometheus-client keeps them: their value over dead processes is what
-those modes define.
+other modes (min, max, sum, mostrecent) merge without the pid label, into one
+value over all files, dead processes' included, as those modes define: still one
+file per life to read. So :func:`compact` folds them into ``gauge_<mode>_0.db``
+too, combining as the merge does (add, keep the larger, the smaller, the one
+with the later timestamp): the exposition is unchanged, the file count bounded.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ import logging
 import os
 import shutil
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
@@ -95,33 +97,79 @@ def prepare_dir(path: str | None = None) -> str:
 
 #: Metric types whose per-process files are sums per key (safe to add up).
 ADDITIVE_TYPES = ("counter", "histogram", "summary")
-#: The "pid" of the file that holds the compacted sums of exited workers.
+#: The "pid" of the file that holds the compacted values of exited workers.
 COMPACTED_PID = 0
 #: Held by a scrape while it reads the directory and by :func:`compact`.
 merge_lock = threading.Lock()
 
+#: A file's entry for one key: (value, timestamp), as MmapedDict stores it.
+Entry = tuple[float, float]
 
-def compact(path: str, pid: int) -> int:
-    """Add the exited ``pid``'s additive files into ``<type>_0.db`` and remove
-    them; returns how many files were folded in. A file that cannot be read
-    or written is left where it is (counted as before, just not compacted)."""
+
+def _add(kept: Entry | None, dead: Entry) -> Entry:
+    """Counters, histograms, summaries, ``sum`` gauges: the merge adds the
+    files' values (their timestamps are not used: 0, as prometheus-client writes)."""
+    return (dead[0] if kept is None else kept[0] + dead[0]), 0.0
+
+
+def _larger(kept: Entry | None, dead: Entry) -> Entry:
+    """``max`` gauges: the merge keeps the larger value (the first seen on a tie)."""
+    return dead if kept is None or dead[0] > kept[0] else kept
+
+
+def _smaller(kept: Entry | None, dead: Entry) -> Entry:
+    """``min`` gauges: the merge keeps the smaller value (the first seen on a tie)."""
+    return dead if kept is None or dead[0] < kept[0] else kept
+
+
+def _later(kept: Entry | None, dead: Entry) -> Entry:
+    """``mostrecent`` gauges: the merge keeps the value with the later timestamp
+    (one whose timestamp is not after 0 is never exported), so the timestamp is
+    kept with it: a live worker's later value must still win over the fold."""
+    return dead if kept is None or dead[1] > kept[1] else kept
+
+
+#: How an exited worker's file, by name prefix, folds into ``<prefix>_0.db``:
+#: the additive types, and the gauge modes whose merge drops the pid label
+#: (one value over every file, combined as MultiProcessCollector does).
+FOLDS: dict[str, Callable[[Entry | None, Entry], Entry]] = {
+    **{typ: _add for typ in ADDITIVE_TYPES},
+    "gauge_sum": _add, "gauge_max": _larger, "gauge_min": _smaller, "gauge_mostrecent": _later,
+}
+
+
+def _fold_file(dead: str, target: str, fold: Callable[[Entry | None, Entry], Entry]) -> None:
+    """Write ``fold(kept, entry)`` into ``target`` for every key of ``dead``.
+    ``kept`` is None for a key ``target`` does not hold yet: prometheus-client's
+    read_value would create it as 0.0, a value that would win a min or a max."""
     from prometheus_client.mmap_dict import MmapedDict
 
+    entries = [(key, (value, timestamp)) for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead)]
+    total = MmapedDict(target)
+    try:
+        kept: dict[str, Entry] = {key: (value, timestamp) for key, value, timestamp in total.read_all_values()}
+        for key, entry in entries:
+            kept[key] = fold(kept.get(key), entry)
+            total.write_value(key, *kept[key])
+    finally:
+        total.close()
+
+
+def compact(path: str, pid: int) -> int:
+    """Fold the exited ``pid``'s counter/histogram/summary files and its
+    min/max/sum/mostrecent gauge files into ``<prefix>_0.db`` (:data:`FOLDS`)
+    and remove them; returns how many files were folded in. A file that cannot
+    be read or written is left where it is (merged as before, just not compacted)."""
+    if pid == COMPACTED_PID:
+        return 0
     folded = 0
     with merge_lock:
-        for typ in ADDITIVE_TYPES:
-            dead = os.path.join(path, f"{typ}_{pid}.db")
-            if pid == COMPACTED_PID or not os.path.exists(dead):
+        for prefix, fold in FOLDS.items():
+            dead = os.path.join(path, f"{prefix}_{pid}.db")
+            if not os.path.exists(dead):
                 continue
             try:
-                values = [(key, value) for key, value, *_ in MmapedDict.read_all_values_from_file(dead)]
-                total = MmapedDict(os.path.join(path, f"{typ}_{COMPACTED_PID}.db"))
-                try:
-                    for key, value in values:
-                        current = total.read_value(key)[0]
-                        total.write_value(key, current + value, 0.0)
-                finally:
-                    total.close()
+                _fold_file(dead, os.path.join(path, f"{prefix}_{COMPACTED_PID}.db"), fold)
             except Exception as exc:  # noqa: BLE001 - prometheus-client internals: keep the file
                 log.debug("compacting %s: %s", dead, exc)
                 continue

@@ -142,3 +142,56 @@ def test_default_mode_gauges_of_exited_workers_do_not_pile_up(tmp_path):
         assert got[("app_lives_total", ())] >= 30  # the counters of those lives are all still counted
         p.signal(signal.SIGTERM)
         assert p.wait_exit(timeout=60) == 0
+
+
+SHORT_LIVED_MODES_WORKER = """\
+import os, sys, time
+from prometheus_client import Counter, Gauge
+started = time.time()
+Gauge("app_lives_gauge", "Worker lives (a sum gauge).", multiprocess_mode="sum").inc()
+Counter("app_lives", "Worker lives.").inc()
+Gauge("app_first_start", "Earliest worker start.", multiprocess_mode="min").set(started)
+Gauge("app_last_start", "Latest worker start.", multiprocess_mode="max").set(started)
+Gauge("app_latest_start", "Latest worker start (by write time).", multiprocess_mode="mostrecent").set(started)
+time.sleep(float(os.environ.get("LIFE_SECONDS", "0.1")))
+sys.exit(3)
+"""
+
+
+def test_min_max_sum_mostrecent_gauges_of_exited_workers_fold_into_one_file(tmp_path):
+    """Gauges in the modes whose merge drops the pid label left one
+    gauge_<mode>_<pid>.db per life; their values must survive the folding."""
+    script = tmp_path / "short_lived_modes.py"
+    script.write_text(SHORT_LIVED_MODES_WORKER)
+    workers, slack = 2, 2
+    preset = tmp_path / "prom"
+    modes = ("sum", "min", "max", "mostrecent")
+    with PodsupProcess(["run", "--workers", str(workers), "--backoff-max", "0.1", "--crashloop-threshold", "0",
+                        "--", sys.executable, str(script)],
+                       env={ENV_MULTIPROC_DIR: str(preset), "LIFE_SECONDS": "0.1"}) as p:
+        most = dict.fromkeys(modes, 0)
+        seen: list[dict] = []
+
+        def observe():
+            names = os.listdir(preset)
+            for mode in modes:
+                most[mode] = max(most[mode], sum(1 for n in names if n.startswith(f"gauge_{mode}_")))
+            got = scrape(p.http_port)
+            if ("app_first_start", ()) in got and ("app_lives_gauge", ()) in got:
+                seen.append(got)
+            exits = got.get(("podsup_worker_exits_total", (("code", "3"), ("kind", "exit"))), 0)
+            return got if exits >= 30 and len(seen) >= 2 else None
+        got = wait_for(observe, timeout=120, interval=0.05,
+                       message=lambda: f"30 short lives ({most}); {p.output()[-2000:]}")
+        # one folded file per mode plus at most one per worker alive
+        assert all(n <= 1 + workers + slack for n in most.values()), f"gauge files pile up: {most}"
+        # every life's inc is still summed (give or take lives that started but did not write both yet)
+        assert abs(got[("app_lives_gauge", ())] - got[("app_lives_total", ())]) <= workers
+        assert got[("app_lives_gauge", ())] >= 30
+        # min never rises, max never falls: dead lives' values are kept through the folding
+        firsts = [g[("app_first_start", ())] for g in seen]
+        lasts = [g[("app_last_start", ())] for g in seen]
+        assert firsts == sorted(firsts, reverse=True) and lasts == sorted(lasts), (firsts, lasts)
+        assert firsts[-1] < lasts[-1] and firsts[-1] <= got[("app_latest_start", ())] <= lasts[-1]
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(timeout=60) == 0

@@ -2,6 +2,7 @@
 real workers in tests/integration/test_multiproc.py)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import tempfile
 
 import pytest
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,7 +154,7 @@ def test_exited_workers_files_are_compacted_without_changing_the_exposition(tmp_
 def test_an_exited_workers_default_mode_gauge_file_and_series_are_removed(tmp_path):
     """Gauge's default mode ("all") keeps one pid-labelled series per process in
     gauge_all_<pid>.db, which mark_process_dead leaves: on exit podsup removes
-    it; the other non-live modes are left as prometheus-client keeps them."""
+    it; the other non-live modes are folded into their pid-0 file, unchanged."""
     ext = multiproc.MultiprocExtension(str(tmp_path))
     code = ("import os; from prometheus_client import Gauge; "
             "Gauge('last_seen', 'l').set(7); Gauge('peak', 'p', multiprocess_mode='max').set(3); "
@@ -168,9 +169,90 @@ def test_an_exited_workers_default_mode_gauge_file_and_series_are_removed(tmp_pa
     assert not (tmp_path / f"gauge_all_{pids[0]}.db").exists()
     assert registry.get_sample_value("last_seen", {"pid": str(pids[0])}) is None
     assert registry.get_sample_value("last_seen", {"pid": str(pids[1])}) == 7.0  # another pid's: untouched
-    assert (tmp_path / f"gauge_max_{pids[0]}.db").exists() and registry.get_sample_value("peak") == 3
+    assert not (tmp_path / f"gauge_max_{pids[0]}.db").exists() and registry.get_sample_value("peak") == 3
     ext.on_exit(0, pids[1], "exit 0")
-    assert sorted(f for f in os.listdir(tmp_path) if f.startswith("gauge_")) == sorted(
-        f"gauge_max_{pid}.db" for pid in pids)
+    assert sorted(f for f in os.listdir(tmp_path) if f.startswith("gauge_")) == ["gauge_max_0.db"]
+    assert registry.get_sample_value("peak") == 3
     assert "last_seen" not in {m.name for m in registry.collect()}
     assert multiproc.drop_dead_gauges(str(tmp_path), pids[1]) == 0  # already gone: nothing to do
+
+
+def write_gauges(directory, pid: int, mode: str, samples: dict) -> None:
+    """What a worker ``pid`` writes for ``Gauge("app_g", ..., ["k"], multiprocess_mode=mode)``,
+    with prometheus-client's own value class: ``{k: (value, timestamp)}``; a value
+    of None is a child created and never set (prometheus-client writes (0.0, 0.0))."""
+    value_class = values.MultiProcessValue(lambda: pid)  # one class per pid: a pid change resets all values
+    for k, entry in samples.items():
+        child = value_class("gauge", "app_g", "app_g", ("k",), (k,), "A gauge.", multiprocess_mode=mode)
+        if entry is not None:
+            child.set(*entry)
+
+
+def exposition(directory) -> dict:
+    """MultiProcessCollector's merge, exactly (values compared with ==), order aside."""
+    return {(m.name, m.type, m.documentation): sorted(
+                (s.name, tuple(sorted(s.labels.items())), s.value, s.timestamp) for s in m.samples)
+            for m in MultiProcessCollector(None, path=str(directory)).collect()}
+
+
+LIVE_PID = 104
+DEAD_PIDS = (101, 102, 103)
+#: Per mode: {pid: {k: (value, timestamp) or None}} and the merged value per k.
+GAUGE_CASES = {
+    "sum": ({101: {"a": (1.5, 0), "b": (-0.5, 0)}, 102: {"a": (2.25, 0)}, 103: {"a": (4.0, 0), "b": (8.0, 0)},
+             LIVE_PID: {"a": (16.0, 0), "c": (3.0, 0)}},
+            {"a": 23.75, "b": 7.5, "c": 3.0}),
+    # "neg"/"pos" first appear in a later dead file: a 0.0 created in gauge_max_0.db would beat -2
+    "max": ({101: {"a": (3.0, 0)}, 102: {"a": (1.0, 0), "neg": (-5.0, 0)}, 103: {"neg": (-2.0, 0)},
+             LIVE_PID: {"a": (2.0, 0), "neg": (-9.0, 0), "live": (-1.0, 0)}},
+            {"a": 3.0, "neg": -2.0, "live": -1.0}),
+    "min": ({101: {"a": (3.0, 0)}, 102: {"a": (1.0, 0), "pos": (7.0, 0)}, 103: {"pos": (4.0, 0)},
+             LIVE_PID: {"a": (2.0, 0), "pos": (9.0, 0), "live": (1.0, 0)}},
+            {"a": 1.0, "pos": 4.0, "live": 1.0}),
+    # "a": the newest value is the first dead one's, and it beats the live worker's older one (the
+    # pid-0 file must keep its timestamp); "b": the live worker's is newer; "unset": created, never set
+    # in a dead worker: exported by nobody, before and after
+    "mostrecent": ({101: {"a": (1.0, 300.0), "b": (5.0, 100.0)}, 102: {"a": (2.0, 100.0), "unset": None},
+                    103: {"a": (3.0, 200.0), "b": (6.0, 150.0)}, LIVE_PID: {"a": (4.0, 250.0), "b": (7.0, 400.0)}},
+                   {"a": 1.0, "b": 7.0}),
+}
+
+
+@pytest.mark.parametrize("order", [DEAD_PIDS, DEAD_PIDS[::-1]], ids=["oldest-first", "newest-first"])
+@pytest.mark.parametrize("mode", sorted(GAUGE_CASES))
+def test_exited_workers_gauge_files_fold_into_one_without_changing_the_exposition(tmp_path, monkeypatch,
+                                                                                  mode, order):
+    """min/max/sum/mostrecent gauges merge without the pid label: an exited
+    worker's file folds into gauge_<mode>_0.db, combined as the merge does."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    per_pid, merged = GAUGE_CASES[mode]
+    for pid, samples in per_pid.items():
+        write_gauges(tmp_path, pid, mode, samples)
+    before = exposition(tmp_path)
+    assert {dict(labels)["k"]: value for _, labels, value, _ in before[("app_g", "gauge", "A gauge.")]} == merged
+    for pid in order:
+        assert multiproc.compact(str(tmp_path), pid) == 1
+        assert exposition(tmp_path) == before
+    assert sorted(os.listdir(tmp_path)) == [f"gauge_{mode}_0.db", f"gauge_{mode}_{LIVE_PID}.db"]
+    assert multiproc.compact(str(tmp_path), order[0]) == 0  # already folded
+    assert multiproc.compact(str(tmp_path), 0) == 0 and exposition(tmp_path) == before
+
+
+def test_a_folded_gauge_file_keeps_its_timestamps_and_no_false_zero(tmp_path, monkeypatch):
+    """The pid-0 file itself: mostrecent keeps the winning (value, timestamp)
+    pair; min and max hold no 0.0 for a key only a later dead worker had."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    write_gauges(tmp_path, 101, "mostrecent", {"a": (1.0, 300.0)})
+    write_gauges(tmp_path, 102, "mostrecent", {"a": (2.0, 100.0)})
+    write_gauges(tmp_path, 101, "max", {"a": (1.0, 0)})
+    write_gauges(tmp_path, 102, "max", {"neg": (-3.0, 0)})
+    for pid in (101, 102):
+        assert multiproc.compact(str(tmp_path), pid) == 2
+
+    def entries(mode):
+        return {json.loads(key)[2]["k"]: (value, timestamp) for key, value, timestamp, _ in
+                MmapedDict.read_all_values_from_file(str(tmp_path / f"gauge_{mode}_0.db"))}
+    assert entries("mostrecent") == {"a": (1.0, 300.0)}
+    assert entries("max") == {"a": (1.0, 0.0), "neg": (-3.0, 0.0)}
