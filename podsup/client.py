@@ -26,18 +26,17 @@ import time
 from typing import Iterator
 
 from podsup.names import ENV_REPORT
-from podsup.reports import MAX_QUEUE_NAME
+from podsup.reports import MalformedReport, parse_report
 
 
-def _number(value: object) -> float | None:
-    """A finite number >= 0, or None (what podsup's parser accepts)."""
+def _float(value: object) -> float | None:
+    """``value`` as a float, None for what is no number (bools included)."""
     if isinstance(value, bool):
         return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return number if 0 <= number < float("inf") else None
 
 
 class Reporter:
@@ -76,17 +75,21 @@ class Reporter:
         return self.send("idle")
 
     def done(self, seconds: float) -> bool:
-        value = _number(seconds)
-        if value is None:
-            return False
-        return self.send(f"done {value:.6f}")
+        value = _float(seconds)
+        return value is not None and self._send_valid(f"done {value:.6f}")
 
     def queue(self, name: str, depth: float) -> bool:
-        value = _number(depth)
-        if value is None or not isinstance(name, str) or not name or any(ch.isspace() for ch in name) \
-                or len(name) > MAX_QUEUE_NAME or not name.isprintable():
+        value = _float(depth)
+        return isinstance(name, str) and value is not None and self._send_valid(f"queue {name} {value:g}")
+
+    def _send_valid(self, line: str) -> bool:
+        """Send ``line`` if podsup's own parser accepts it (one definition of a
+        valid report: a negative duration, a queue name with spaces are dropped)."""
+        try:
+            parse_report(line.encode("utf-8", "surrogatepass"))  # a lone surrogate: refused, not raised
+        except MalformedReport:
             return False
-        return self.send(f"queue {name} {value:g}")
+        return self.send(line)
 
     @contextlib.contextmanager
     def job(self) -> Iterator[None]:

@@ -116,15 +116,12 @@ class Handlers:
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
         status = self.arbiter.snapshot().to_json()
         if self.probed_queues is not None:
-            # the broker is the authority over a worker's report (as on /metrics); a broker
-            # that does not answer shows no depth rather than a stale one
-            queues = dict(status.get("queues") or {})
-            for name, (depth, _up) in self.probed_queues().items():
-                if depth is None:
-                    queues.pop(name, None)
-                else:
-                    queues[name] = depth
-            status["queues"] = queues
+            from podsup.metrics import merge_queues  # server side only: the CLI never needs it
+
+            # the broker wins over a worker's report, as on /metrics; a broker that
+            # does not answer shows no depth rather than a stale one
+            merged = merge_queues(status.get("queues") or {}, self.probed_queues())
+            status["queues"] = {name: depth for name, (depth, _up) in merged.items() if depth is not None}
         return status
 
     def scale(self, request: dict[str, Any]) -> dict[str, Any]:

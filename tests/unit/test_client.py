@@ -61,7 +61,7 @@ def test_podsup_gone_never_raises(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("call", [
     lambda: client.queue("two words", 1), lambda: client.queue("", 1), lambda: client.queue("q\x00", 1),
-    lambda: client.queue("q" * 201, 1), lambda: client.queue("q", float("nan")), lambda: client.queue("q", -3),
+    lambda: client.queue("q" * 201, 1), lambda: client.queue("q\ud800", 1), lambda: client.queue(5, 1), lambda: client.queue("q", float("nan")), lambda: client.queue("q", -3),
     lambda: client.done(-1), lambda: client.done("abc"), lambda: client.done(float("inf")), lambda: client.done(None),
 ])
 def test_bad_arguments_are_dropped_never_sent_never_raised(report_socket, call):
