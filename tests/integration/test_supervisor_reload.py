@@ -34,6 +34,7 @@ def test_hup_replaces_every_worker_and_never_dips_below_n(tmp_path):
         finally:
             done.set()
             sampler.join()
+        wait_for(lambda: len(records(tmp_path)) == 2 * n, 30, message=p.output)  # new ones wrote theirs
         new = {r["pid"] for r in records(tmp_path)} - old
         assert len(new) == n and not (new & old)
         assert set(running_children(p.pid)) == new

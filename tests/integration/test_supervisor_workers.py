@@ -68,6 +68,7 @@ def test_json_log_format_gives_worker_lines_with_slot_and_pid_and_podsup_events(
                        env={"RECORD_DIR": str(tmp_path)}) as p:
         p.wait_for_line(r'"line": "hello from worker 1', stream="stdout")
         p.wait_for_line(r'"msg": "worker started"', count=2)
+        wait_for(lambda: len(records(tmp_path)) == 2, 30, message=p.output)  # both wrote theirs
         pids = {int(r["slot"]): r["pid"] for r in records(tmp_path)}
         worker_lines = [json.loads(t) for s, t in p.lines if '"source": "worker"' in t]
         hello = [w for w in worker_lines if w["line"].startswith("hello from worker 1")][0]
