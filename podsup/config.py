@@ -218,7 +218,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("control", parse_control, lambda: default_control_path(), "Unix control socket path, or 'off' (default $XDG_RUNTIME_DIR/podsup.sock or /tmp/podsup.sock)", "PATH"),
     Option("queue", parse_queue, None, "queue-depth probe URL: redis://HOST:PORT/DB?list=NAME or amqp://...?queue=NAME", "URL"),
     Option("queue-interval", _duration(positive=True), 5.0, "seconds between queue-depth probes", "S"),
-    Option("min-ready", _int_min(0), None, "running workers needed for /readyz (default: all)", "N"),
+    Option("min-ready", _int_min(0), None, "running workers needed for /readyz (default: all, at least 1; 0: always)", "N"),
     Option("log-format", parse_log_format, "text", "text (lines prefixed with the slot) or json (one object per line)", "FORMAT"),
     Option("preload", parse_preload, None, "import MODULE once in the master and fork workers calling FUNC (instead of COMMAND)", "MODULE:FUNC"),
     Option("config", parse_path, None, "YAML file with any of these options (keys as flag names)", "FILE"),
@@ -256,8 +256,14 @@ class Config:
     config: str | None = None
 
     def ready_needed(self, desired: int) -> int:
-        """Running workers /readyz needs when ``desired`` are wanted."""
-        return min(self.min_ready, desired) if self.min_ready is not None else desired
+        """Running workers /readyz needs when ``desired`` are wanted: all of
+        them (or --min-ready, capped by ``desired``), and at least one — a pod
+        scaled to 0 workers serves nothing, so it must not count as ready.
+        Only an explicit ``--min-ready 0`` means ready with no worker up."""
+        if self.min_ready == 0:
+            return 0
+        needed = desired if self.min_ready is None else min(self.min_ready, desired)
+        return max(needed, 1)
 
 
 class _Parser(argparse.ArgumentParser):

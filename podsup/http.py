@@ -9,7 +9,8 @@ over a :class:`HealthState` that the master loop refreshes on every tick. So:
   :meth:`HealthState.set_draining` before the loop even sees the command;
   SIGTERM sets the loop's ``draining`` flag, which /readyz reads live),
   when fewer than --min-ready workers are up (idle or busy: a worker still
-  starting takes no traffic yet), and in a crash storm.
+  starting takes no traffic yet; at least one, so a pod scaled to 0 workers
+  is not ready unless ``--min-ready 0`` says so), and in a crash storm.
 
 :func:`readiness` and :func:`liveness` are the one definition: the master
 loop's ``PoolSnapshot.ready``/``healthy`` (``podsup status``) use them too.
@@ -115,6 +116,8 @@ def readiness(view: HealthView | None, needed: int, draining: bool) -> tuple[boo
     if view.crash_loop:
         return False, "crash loop"
     if view.up < needed:
+        if view.desired == 0:
+            return False, "scaled to 0 workers"
         return False, f"{view.up} of {needed} required workers ready"
     return True, f"{view.up} workers ready"
 
