@@ -40,6 +40,12 @@ value over all files, dead processes' included, as those modes define: still one
 file per life to read. So :func:`compact` folds them into ``gauge_<mode>_0.db``
 too, combining as the merge does (add, keep the larger, the smaller, the one
 with the later timestamp): the exposition is unchanged, the file count bounded.
+
+A worker's own children (a multiprocessing pool, a forked helper) that use
+prometheus-client write files under their own pids, and podsup never reaps
+them as workers. So every :data:`SWEEP_INTERVAL` seconds the loop's tick
+retires the files of any pid that no longer exists (:func:`dead_pids`) the
+way a worker's exit does: their live gauges vanish, their counts are kept.
 """
 from __future__ import annotations
 
@@ -202,6 +208,34 @@ def drop_dead_gauges(path: str, pid: int) -> int:
     return removed
 
 
+#: How often (seconds) files of processes that are gone are retired.
+SWEEP_INTERVAL = 30.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] = _alive) -> set[int]:
+    """Pids named by ``*_<pid>.db`` files in ``path`` that no longer exist,
+    besides the compacted pid 0 and ``keep`` (podsup's own)."""
+    pids: set[int] = set()
+    for name in os.listdir(path):
+        stem, _, tail = name.rpartition("_")
+        if not stem or not tail.endswith(".db") or not tail[:-3].isdigit():
+            continue
+        pids.add(int(tail[:-3]))
+    pids.discard(COMPACTED_PID)
+    pids.difference_update(keep)
+    return {pid for pid in pids if not alive(pid)}
+
+
 class WorkersCollector(Collector):
     """MultiProcessCollector over the workers' files only: files named after
     podsup's own pid (its counters, when the variable is set in its own
@@ -224,21 +258,48 @@ class WorkersCollector(Collector):
 class MultiprocExtension(Extension):
     """Owns the multiprocess directory for the pool's lifetime."""
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, sweep_interval: float = SWEEP_INTERVAL):
         path = path or preset_dir()
         self._given = path
         self.path = prepare_dir(path)
+        self.sweep_interval = sweep_interval
+        self._next_sweep: float | None = None
 
     def worker_env(self, slot: int) -> dict[str, str]:
         return {ENV_MULTIPROC_DIR: self.path}
 
     def on_exit(self, slot: int, pid: int, description: Any) -> None:
+        self.retire(pid)
+
+    def retire(self, pid: int) -> None:
+        """What an exited process leaves: live gauges removed, per-pid gauge
+        series dropped, counts folded into the pid-0 files."""
         try:
             multiprocess.mark_process_dead(pid, self.path)
         except OSError as exc:
             log.debug("mark_process_dead(%d): %s", pid, exc)
         drop_dead_gauges(self.path, pid)
         compact(self.path, pid)
+
+    def tick(self, now: float) -> None:
+        if self._next_sweep is None:
+            self._next_sweep = now + self.sweep_interval
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_interval
+        self.sweep()
+
+    def sweep(self) -> set[int]:
+        """Retire the files of every process that is gone (workers' children
+        included); returns their pids."""
+        try:
+            gone = dead_pids(self.path, keep=(os.getpid(),))
+        except OSError as exc:  # the directory vanished under us: nothing to merge either
+            log.debug("sweeping %s: %s", self.path, exc)
+            return set()
+        for pid in gone:
+            self.retire(pid)
+        return gone
 
     def close(self) -> None:
         if self._given is None:
