@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from podsup import status_view
-from podsup.ctl.client import ControlError, request
+from podsup.ctl.client import ControlError, PodsupGone, request
 from podsup.ctl.handlers import CommandError, parse_scale
 
 #: How often ``drain --wait`` looks whether the workers are gone.
@@ -155,11 +155,15 @@ def reload_main(argv: list[str]) -> int:
 
 
 def _workers_gone(path: str) -> bool:
-    """True once podsup has no worker process left, or has exited."""
+    """True once podsup has no worker process left, or has exited. Only a
+    socket nobody listens on says it exited: a slow answer (a loaded node) or a
+    busy refusal says nothing, so the caller polls again, within its deadline."""
     try:
         status = request(path, {"command": "status"}, timeout=5.0)
+    except PodsupGone:
+        return True  # podsup finished its drain and exited
     except ControlError:
-        return True  # the socket is gone: podsup finished its drain and exited
+        return False
     return all(w.get("pid") is None for w in status.get("workers") or [])
 
 

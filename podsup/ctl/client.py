@@ -15,6 +15,11 @@ class ControlError(Exception):
     """podsup could not be reached, or refused the request."""
 
 
+class PodsupGone(ControlError):
+    """No podsup listens on the socket (no such file, or connection refused):
+    unlike a time-out or a busy refusal, this says podsup has exited."""
+
+
 def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """Send ``message``, return the ``result`` of an ``ok`` answer."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -23,9 +28,9 @@ def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[s
         try:
             sock.connect(path)
         except FileNotFoundError:
-            raise ControlError(f"control socket {path}: no such file (is podsup running with --control {path}?)") from None
+            raise PodsupGone(f"control socket {path}: no such file (is podsup running with --control {path}?)") from None
         except ConnectionRefusedError:
-            raise ControlError(f"control socket {path}: connection refused (podsup is not running)") from None
+            raise PodsupGone(f"control socket {path}: connection refused (podsup is not running)") from None
         except OSError as exc:
             raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
         try:
