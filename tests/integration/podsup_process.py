@@ -5,12 +5,15 @@
         p.signal(signal.SIGTERM)
         assert p.wait_exit(timeout=30) == 0
 
-By default (``isolate=True``) a ``run`` gets its own ``--http
-127.0.0.1:<free port>`` and ``--control <tmp>/control.sock`` (unless the
-args already name them), so tests running side by side never collide;
-``p.http_port`` and ``p.control_path`` tell where they are. stdout and stderr
-are read by threads into ``p.lines`` (each ``(stream, text)``). Everything is
-killed at exit (podsup first, then any worker it left behind).
+By default (``isolate=True``) a ``run`` gets its own ``--http 127.0.0.1:0``
+and ``--control <tmp>/control.sock`` (unless the args already name them), so
+tests running side by side never collide; ``p.http_port`` (the port the
+kernel chose, read from podsup's "serving" line: a port picked by the test
+and bound later by podsup could be taken in between) and ``p.control_path``
+tell where they are. stdout and stderr are read by threads into ``p.lines``
+(each ``(stream, text)``). Everything is killed at exit (podsup first, then
+any worker it left behind, including the workers of a podsup that was
+SIGKILLed: the family is remembered whenever a signal is sent).
 """
 from __future__ import annotations
 
@@ -39,6 +42,10 @@ def worker(name: str) -> str:
     return os.path.join(WORKERS, name if name.endswith(".py") else name + ".py")
 
 
+#: podsup's "serving" event, text or JSON format: the bound HTTP port.
+_SERVING = (r'serving /metrics, /healthz, /readyz(?: address=[^ ]*:(\d+)$|".*"address": "[^"]*:(\d+)")')
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,14 +57,16 @@ class PodsupProcess:
                  prefix: Sequence[str] = (), isolate: bool = True, cwd: str | None = None) -> None:
         self.tmp = tempfile.mkdtemp(prefix="podsup-test-")
         args = list(args)
-        self.http_port: int | None = None
+        self._http_port: int | None = None
+        self._http_port_logged = False  # True: read the port podsup chose from its output
         self.control_path: str | None = None
+        self._family: dict[int, psutil.Process] = {}  # descendants seen when a signal was sent (by pid)
         if isolate and args and args[0] == "run":
             head = args[: args.index("--")] if "--" in args else args
             extra = []
             if not any(a == "--http" or a.startswith("--http=") for a in head):
-                self.http_port = free_port()
-                extra += ["--http", f"127.0.0.1:{self.http_port}"]
+                self._http_port_logged = True
+                extra += ["--http", "127.0.0.1:0"]
             if not any(a == "--control" or a.startswith("--control=") for a in head):
                 self.control_path = os.path.join(self.tmp, "control.sock")
                 extra += ["--control", self.control_path]
@@ -103,8 +112,26 @@ class PodsupProcess:
                          message=lambda: f"{count} line(s) matching {pattern!r}; output so far:\n{self.output()[-4000:]}")
         return self.matches(pattern, stream)[count - 1] if found else None  # type: ignore[return-value]
 
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port of an isolated ``run`` (waits for podsup to log it), else None."""
+        if self._http_port is None and self._http_port_logged:
+            match = self.wait_for_line(_SERVING, timeout=30)
+            self._http_port = int(match.group(1) or match.group(2))
+        return self._http_port
+
     # --- processes -----------------------------------------------------------
+    def _remember_family(self) -> None:
+        try:
+            for proc in psutil.Process(self.pid).children(recursive=True):
+                self._family[proc.pid] = proc  # a reused pid: the newer process
+        except psutil.Error:
+            pass
+
     def signal(self, sig: int) -> None:
+        # after a SIGKILL podsup cannot stop its workers, and close() could not
+        # find them any more (they are re-parented): remember them first
+        self._remember_family()
         os.kill(self.pid, sig)
 
     def children(self) -> list[psutil.Process]:
@@ -128,17 +155,16 @@ class PodsupProcess:
 
     def close(self) -> None:
         """Kill podsup and everything it left (workers are in their own groups)."""
-        try:
-            family = psutil.Process(self.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
+        self._remember_family()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for proc in family:
+        for proc in self._family.values():
             try:
+                if not proc.is_running():  # gone, or its pid was reused: not ours to kill
+                    continue
                 os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
+            except (OSError, psutil.Error):
                 pass
             try:
                 proc.kill()

@@ -35,10 +35,16 @@ def test_prometheus_scrapes_podsup_series(prometheus_server):
             for name in (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, "podsup_worker_rss_bytes",
                          "podsup_request_duration_seconds_bucket", "app_jobs_total"):
                 assert wait_for(lambda: series(name), timeout=30, message=f"{name} in Prometheus")
-            busy = prometheus_server.query(f'podsup_workers{{instance="{target}",state=~"idle|busy"}}')
-            assert sum(float(r["value"][1]) for r in busy) == 2
-            up = prometheus_server.query(f'up{{instance="{target}"}}')
-            assert float(up[0]["value"][1]) == 1
+            # the latest scrape may predate the second worker's first report (it was
+            # "starting" then), or have failed (a 1 s scrape timeout on a loaded
+            # machine): wait for a scrape that shows both workers up
+            def up_workers():
+                busy = prometheus_server.query(f'podsup_workers{{instance="{target}",state=~"idle|busy"}}')
+                return sum(float(r["value"][1]) for r in busy)
+            wait_for(lambda: up_workers() == 2, timeout=60,
+                     message=lambda: f"2 idle or busy workers in Prometheus (last: {up_workers()})")
+            wait_for(lambda: [r for r in series("up") if float(r["value"][1]) == 1], timeout=60,
+                     message="up == 1 in Prometheus")
         finally:
             prometheus_server.forget(target)
 
@@ -234,13 +240,13 @@ def test_idle_connections_do_not_hold_podsups_threads():
                 nonlocal most
                 most = max(most, proc.num_threads())
                 return all(closed_by_peer(s) for s in idle)
-            wait_for(all_dropped, timeout=podsup_http.REQUEST_TIMEOUT + 15, interval=0.1,
+            wait_for(all_dropped, timeout=podsup_http.REQUEST_TIMEOUT + 30, interval=0.1,
                      message="podsup to close every idle connection")
         finally:
             for s in idle:
                 s.close()
         assert most <= base + podsup_http.MAX_CONNECTIONS + 3, (base, most)
-        wait_for(lambda: proc.num_threads() <= base + 2, timeout=15,
+        wait_for(lambda: proc.num_threads() <= base + 2, timeout=30,
                  message=lambda: f"podsup's threads back to {base}: {proc.num_threads()}")
         assert http_get(p.http_port, "/healthz")[0] == 200
 

@@ -48,8 +48,8 @@ def test_as_pid_1_it_reaps_orphans_and_survives_unhandled_signals(tmp_path):
     with PodsupProcess(args, prefix=["unshare", "--pid", "--fork", "--mount-proc"]) as p:
         p.wait_for_line(r"podsup started version=\S+ pid=1 ")
         p.wait_for_line(r"reaped orphan pid=\d+ status=\"exit 0\"", count=3)
-        podsup = wait_for(lambda: p.children() and p.children()[0], 10, message="podsup under unshare")
-        wait_for(lambda: not _zombies_under(podsup.pid), 10, message="no zombie left")
+        podsup = wait_for(lambda: p.children() and p.children()[0], 30, message="podsup under unshare")
+        wait_for(lambda: not _zombies_under(podsup.pid), 30, message="no zombie left")
         for sig in (signal.SIGALRM, signal.SIGPWR, signal.SIGUSR1):
             podsup.send_signal(sig)
         p.wait_for_line(r"signal ignored signal=SIGPWR")
@@ -67,7 +67,7 @@ def test_as_a_sub_reaper_it_reaps_orphans_of_its_workers(tmp_path):
     with PodsupProcess(args, env={"ORPHANS": "4"}) as p:
         p.wait_for_line(r"^\[worker 0\] left orphans behind$")
         p.wait_for_line(r"reaped orphan pid=\d+ status=\"exit 0\"", count=4)
-        wait_for(lambda: not _zombies_under(p.pid), 10, message="no zombie left")
+        wait_for(lambda: not _zombies_under(p.pid), 30, message="no zombie left")
         assert not p.matches("cannot become child sub-reaper")
         p.signal(signal.SIGALRM)
         p.wait_for_line(r"signal ignored signal=SIGALRM")

@@ -50,7 +50,7 @@ def test_ttin_adds_the_next_slot_and_ttou_stops_the_highest(tmp_path):
         assert added["workers"] == "3"
         p.signal(signal.SIGTTOU)
         p.wait_for_line(rf"worker stopped slot=2 pid={added['pid']} status=\"signal SIGTERM\"")
-        wait_for(lambda: not alive(added["pid"]), 10, message="slot 2 to be gone")
+        wait_for(lambda: not alive(added["pid"]), 30, message="slot 2 to be gone")
         assert all(alive(r["pid"]) for r in records(tmp_path) if r["slot"] != "2")
         assert len(by_slot(tmp_path).get(2, [])) == 1  # not respawned
 
