@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import ctypes
+import functools
 import os
 import selectors
 import signal
@@ -31,7 +32,7 @@ from podsup import commands, names, policy
 from podsup.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.output import LinePump, Log
-from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, RollingRate, parse_report
+from podsup.reports import MalformedReport, Report, ReportSocketError, ReportSockets, RollingRate, parse_report
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.states import PoolState, WorkerState
 from podsup.system import ExitStatus, System
@@ -120,7 +121,7 @@ class Arbiter:
         self._procs: dict[int, psutil.Process] = {}
         self._procs_lock = threading.Lock()
         self.loop_thread: threading.Thread | None = None
-        self.report: ReportSocket | None = None
+        self.report: ReportSockets | None = None
 
         self.slots: dict[int, Slot] = {}
         self.workers: dict[int, Worker] = {}
@@ -260,9 +261,8 @@ class Arbiter:
 
     def start(self) -> None:
         self.loop_thread = threading.current_thread()
-        self.report = ReportSocket()
+        self.report = ReportSockets()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake_pipe)
-        self._selector.register(self.report.fileno(), selectors.EVENT_READ, self._read_reports)
         if self.install_signals:
             self._install_signals()
             self._become_subreaper()
@@ -368,7 +368,7 @@ class Arbiter:
         env[names.ENV_WORKER_ID] = str(slot.id)
         env[names.ENV_WORKERS] = str(self.desired)
         if self.report is not None:
-            env[names.ENV_REPORT] = self.report.path
+            env[names.ENV_REPORT] = self._open_report_socket(slot.id)
         for ext in self.extensions:
             extra = self._hook(ext, "worker_env", slot.id)
             if extra:
@@ -473,6 +473,8 @@ class Arbiter:
         slot = self.slots.get(worker.slot)
         for ext in self.extensions:
             self._hook(ext, "on_exit", worker.slot, worker.pid, description)
+        if slot is None:
+            self._close_report_socket(worker.slot)
         if slot is not None:
             slot.last_exit = description  # a replaced (recycled, reloaded) worker's end too
             if slot.current is worker:
@@ -752,19 +754,46 @@ class Arbiter:
                              error=str(exc))
 
     # ---------------------------------------------------------------- reports
-    def _read_reports(self) -> None:
+    def _open_report_socket(self, slot_id: int) -> str:
+        """The path of ``slot_id``'s report socket, opened (and read by the
+        loop) on the slot's first spawn."""
         assert self.report is not None
-        for pid, data in self.report.receive():
-            self.handle_report(pid, data)
+        sock, new = self.report.open(slot_id)
+        if new:
+            self._selector.register(sock.fileno(), selectors.EVENT_READ,
+                                    functools.partial(self._read_reports, slot_id))
+        return sock.path
 
-    def handle_report(self, pid: int | None, data: bytes) -> None:
-        """Apply one datagram from ``pid`` (loop thread only)."""
+    def _close_report_socket(self, slot_id: int) -> None:
+        """A slot that is gone with its last worker (scale down) keeps no socket."""
+        if self.report is None or slot_id in self.slots or slot_id not in self.report.sockets:
+            return
+        if any(w.slot == slot_id for w in self.workers.values()):
+            return
+        self._selector.unregister(self.report.sockets[slot_id].fileno())
+        self.report.close_slot(slot_id)
+
+    def _read_reports(self, slot_id: int) -> None:
+        assert self.report is not None
+        sock = self.report.sockets.get(slot_id)
+        if sock is None:
+            return
+        for pid, data in sock.receive():
+            self.handle_report(pid, data, slot_id)
+
+    def handle_report(self, pid: int | None, data: bytes, slot_id: int | None = None) -> None:
+        """Apply one datagram from ``pid`` that arrived on ``slot_id``'s socket
+        (loop thread only). A sender that can be looked up is placed by its
+        process group; one that is gone (or not in any worker's group) counts
+        for the slot whose socket it used."""
         try:
             report = parse_report(data)
         except MalformedReport:
             self.malformed_reports += 1
             return
         worker = self._worker_of(pid)
+        if worker is None and slot_id is not None:
+            worker = self._worker_in_slot(slot_id)
         if worker is None:
             return
         wall, now = self.system.wall(), self.system.monotonic()
@@ -799,6 +828,15 @@ class Arbiter:
                                      limit=MAX_REPORTED_QUEUES)
                 return
         self.queues[name] = (depth, now)
+
+    def _worker_in_slot(self, slot_id: int) -> Worker | None:
+        """The slot's current worker, else its newest one still running (a
+        retiring worker of a slot that was scaled away)."""
+        slot = self.slots.get(slot_id)
+        if slot is not None and slot.current is not None:
+            return slot.current
+        in_slot = [w for w in self.workers.values() if w.slot == slot_id]
+        return max(in_slot, key=lambda w: w.started) if in_slot else None
 
     def _worker_of(self, pid: int | None) -> Worker | None:
         if pid is None:

@@ -92,6 +92,7 @@ def run(argv: list[str]) -> int:
         config = config_mod.load(argv)
         preload = load_preload(config.preload) if config.preload else None
         keep_fds = spawn.open_fds() if preload else frozenset()
+        spawn.raise_fd_limit(config_mod.MAX_WORKERS)  # scale/TTIN may go up to the maximum later
         extensions = build_extensions(config)
     except config_mod.ConfigError as exc:
         return config_mod.print_error(exc)

@@ -6,6 +6,14 @@ unknown) or ``queue <name> <depth>``. The sender is identified by the kernel
 (SO_PASSCRED / SCM_CREDENTIALS), not by anything it writes, so a worker
 cannot speak for another. Parsing is a pure function; a malformed datagram
 is counted by the loop and otherwise ignored.
+
+Each slot has its own socket (:class:`ReportSockets`), so a report is still
+placed when its sender cannot be looked up any more: a shell worker sends each
+line from a short-lived ``socat``, which its shell has often reaped before
+podsup reads the datagram; the kernel still names the pid, but the process
+(and so its process group, the worker) is gone. Such a report belongs to the
+slot whose socket it was sent to. A sender that can be looked up is placed by
+its process group, whatever socket it used.
 """
 from __future__ import annotations
 
@@ -118,6 +126,8 @@ class RollingRate:
 #: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).
 MAX_SOCKET_PATH = 107
 SOCKET_NAME = "report.sock"
+#: The longest socket name :class:`ReportSockets` makes (slot numbers stay below 10,000).
+LONGEST_SLOT_NAME = "9999.sock"
 #: Where the report directory goes when ``$TMPDIR`` is too deep for a socket path.
 FALLBACK_ROOT = "/tmp"
 
@@ -128,7 +138,8 @@ class ReportSocketError(Exception):
 
 def _fits(directory: str) -> bool:
     # the directory podsup makes adds "podsup-report-<pid>-XXXXXXXX"
-    return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", SOCKET_NAME))) <= MAX_SOCKET_PATH
+    longest = max(SOCKET_NAME, LONGEST_SLOT_NAME, key=len)
+    return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", longest))) <= MAX_SOCKET_PATH
 
 
 def report_root(tmpdir: str | None = None) -> str | None:
@@ -151,18 +162,24 @@ def report_root(tmpdir: str | None = None) -> str | None:
         "set TMPDIR to a shorter writable directory")
 
 
-class ReportSocket:
-    """The bound datagram socket in a private temporary directory."""
+def make_report_dir() -> str:
+    """A private report directory (swept at the next start if podsup is SIGKILLed)."""
+    from podsup import rundir
+    root = report_root()
+    rundir.sweep_stale(root)  # directories of podsups that were SIGKILLed
+    directory = rundir.make_dir("report", root=root)
+    os.chmod(directory, 0o755)  # workers may run as another user
+    return directory
 
-    def __init__(self, directory: str | None = None) -> None:
-        if directory is None:
-            from podsup import rundir
-            root = report_root()
-            rundir.sweep_stale(root)  # directories of podsups that were SIGKILLed
-            directory = rundir.make_dir("report", root=root)
-        self.directory = directory
-        os.chmod(self.directory, 0o755)  # workers may run as another user
-        self.path = os.path.join(self.directory, SOCKET_NAME)
+
+class ReportSocket:
+    """One bound datagram socket (``name`` in ``directory``, by default a new
+    private directory, removed with the socket)."""
+
+    def __init__(self, directory: str | None = None, name: str = SOCKET_NAME) -> None:
+        self._own_directory = directory is None
+        self.directory = make_report_dir() if directory is None else directory
+        self.path = os.path.join(self.directory, name)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -190,5 +207,48 @@ class ReportSocket:
 
     def close(self) -> None:
         self.sock.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        else:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+class ReportSockets:
+    """One report socket per slot, in one private directory: ``PODSUP_REPORT``
+    of slot N is ``<dir>/N.sock`` (short: a socket path has at most 107
+    bytes). A socket is opened when its slot first spawns and closed when the
+    slot is gone with its last worker (scale down), so descriptors follow the
+    pool's size."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._own_directory = directory is None
+        self.directory = make_report_dir() if directory is None else directory
+        self.sockets: dict[int, ReportSocket] = {}
+
+    def path_for(self, slot: int) -> str:
+        return os.path.join(self.directory, f"{slot}.sock")
+
+    def open(self, slot: int) -> tuple[ReportSocket, bool]:
+        """The slot's socket, and whether it was opened just now."""
+        sock = self.sockets.get(slot)
+        if sock is not None:
+            return sock, False
+        sock = self.sockets[slot] = ReportSocket(self.directory, os.path.basename(self.path_for(slot)))
+        return sock, True
+
+    def close_slot(self, slot: int) -> ReportSocket | None:
+        """Close the slot's socket (returned, closed, for its reader to be removed)."""
+        sock = self.sockets.pop(slot, None)
+        if sock is not None:
+            sock.close()
+        return sock
+
+    def close(self) -> None:
+        for slot in list(self.sockets):
+            self.close_slot(slot)
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 

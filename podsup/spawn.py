@@ -90,3 +90,32 @@ def fork_call(func: Callable[[], object], env: dict[str, str], stdout_fd: int, s
                 pass
         os._exit(code & 0xFF if code >= 0 else 1)
     return 0  # pragma: no cover - unreachable
+
+
+#: Descriptors the master holds per worker: its stdout and stderr pipes and
+#: its slot's report socket; plus a margin for the control socket, HTTP
+#: connections, the selector and the queue probe.
+FDS_PER_WORKER = 3
+FDS_MARGIN = 256
+
+
+def raise_fd_limit(workers: int) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit when ``workers``
+    need more descriptors than it allows (a shell's default soft limit, 1024,
+    ends near 330 workers with EMFILE on spawn). Returns (old, new) soft limits;
+    the hard limit is never changed. Workers inherit the raised soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = workers * FDS_PER_WORKER + FDS_MARGIN
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft, soft
+    new = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    if new <= soft:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, new
+

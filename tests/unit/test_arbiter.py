@@ -89,7 +89,9 @@ def test_start_spawns_every_slot_in_starting_with_its_id_count_and_report_path(p
     for _pid, argv, env in pool.fake.spawned:
         assert argv == ["worker"]
         assert env[names.ENV_WORKERS] == "3"
-        assert env[names.ENV_REPORT] == pool.arb.report.path
+        assert env[names.ENV_REPORT] == pool.arb.report.path_for(int(env[names.ENV_WORKER_ID]))
+    assert len({env[names.ENV_REPORT] for _pid, _argv, env in pool.fake.spawned}) == 3  # one socket a slot
+    assert all(os.path.exists(pool.arb.report.path_for(s)) for s in range(3))
     assert all(pool.state(s) is WorkerState.STARTING for s in range(3))
 
 
@@ -183,16 +185,18 @@ def test_malformed_reports_are_counted_and_ignored(pools):
 
 def test_report_over_the_real_socket_is_attributed_by_kernel_credentials(pools):
     # the fake pool's first worker gets our own pid, so a datagram we send is
-    # attributed to it by SCM_CREDENTIALS, not by anything in the payload
-    pool = pools(workers=1, first_pid=os.getpid())
+    # attributed to it by SCM_CREDENTIALS, not by anything in the payload, nor
+    # by the socket: sent to slot 1's socket, it still counts for slot 0
+    pool = pools(workers=2, first_pid=os.getpid())
     assert pool.pid(0) == os.getpid()
-    reporter = client.Reporter(pool.arb.report.path)
+    reporter = client.Reporter(pool.arb.report.path_for(1))
     assert reporter.busy()
 
     def busy() -> bool:
         pool.step()
         return pool.state(0) is WorkerState.BUSY
     wait_for(busy, 10, message="the busy report to arrive")
+    assert pool.state(1) is WorkerState.STARTING
     assert reporter.send("not a report")
     wait_for(lambda: pool.step() or pool.arb.malformed_reports == 1, 10, message="malformed count")
     reporter.close()
@@ -531,7 +535,7 @@ def test_add_reader_callbacks_run_in_the_loop(pools):
     seen = []
     pool.arb.add_reader(r, lambda: seen.append(os.read(r, 10)))
     os.write(w, b"ping")
-    wait_for(lambda: pool.step() or seen, 5, message="callback")
+    wait_for(lambda: pool.step() or seen, 30, message="callback")
     assert seen == [b"ping"]
     pool.arb.remove_reader(r)
     os.close(r)
@@ -608,19 +612,55 @@ def test_a_report_from_a_workers_child_is_attributed_to_the_worker_by_process_gr
     # the "worker" is a real process group leader; the fake pool gets its pid
     leader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
                               stdin=subprocess.PIPE, process_group=0)
+    child = None
     try:
-        pool = pools(workers=1, first_pid=leader.pid)
-        # start the reporting child inside the leader's group
-        child = subprocess.Popen([sys.executable, "-c", CHILD_REPORTS, pool.arb.report.path],
+        pool = pools(workers=2, first_pid=leader.pid)
+        # start the reporting child inside the leader's group; it sends to slot 1's
+        # socket, so only its process group can say it is slot 0's
+        child = subprocess.Popen([sys.executable, "-c", CHILD_REPORTS, pool.arb.report.path_for(1)],
                                  stdin=subprocess.PIPE, process_group=leader.pid)
 
         def busy() -> bool:
             pool.step()
             return pool.state(0) is WorkerState.BUSY
-        wait_for(busy, 10, message="the child's busy report")
-        child.communicate(b"", timeout=30)
+        # a Python start-up and a fork first: seconds on a loaded machine
+        wait_for(busy, 30, message="the child's busy report")
     finally:
+        if child is not None:  # closing its stdin ends it (and its forked child), pass or fail
+            child.communicate(b"", timeout=30)
         leader.communicate(b"", timeout=30)
+
+
+SEND_AND_EXIT = "import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(sys.argv[2].encode(), sys.argv[1])"
+
+
+def test_a_report_from_a_sender_already_gone_counts_for_the_slot_of_its_socket(pools):
+    # a shell worker's `socat` has exited (and been reaped) before podsup reads its
+    # datagram: the kernel names a pid that no longer exists, the socket names the slot
+    pool = pools(workers=2, first_pid=4_000_000)
+    for line in ("busy", "done 0.5"):
+        subprocess.run([sys.executable, "-c", SEND_AND_EXIT, pool.arb.report.path_for(1), line],
+                       check=True, timeout=30)
+    wait_for(lambda: pool.step() or pool.arb.slots[1].current.requests == 1, 10,
+             message="both reports placed in slot 1")
+    assert pool.state(1) is WorkerState.IDLE
+    assert pool.state(0) is WorkerState.STARTING and pool.arb.slots[0].current.requests == 0
+
+
+def test_a_scaled_away_slot_keeps_its_socket_until_its_last_worker_exits(pools):
+    pool = pools(workers=2)
+    leaving = pool.pid(1)
+    path = pool.arb.report.path_for(1)
+    pool.run(commands.Scale(absolute=1))
+    assert os.path.exists(path)  # the retiring worker may still report while it stops
+    pool.arb.handle_report(None, b"done 0.1", 1)
+    assert pool.arb.workers[leaving].requests == 1
+    pool.fake.exit(leaving, code=0)
+    pool.step()
+    assert not os.path.exists(path) and 1 not in pool.arb.report.sockets
+    pool.run(commands.Scale(absolute=2))
+    assert os.path.exists(path)  # a new worker in the slot: a new socket
+    assert pool.arb.report.sockets[0].path == pool.arb.report.path_for(0)
 
 
 def test_snapshot_measures_rss_with_psutil_unless_told_not_to(pools):
