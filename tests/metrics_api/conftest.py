@@ -14,7 +14,7 @@ from tests.integration.servers import RabbitMQServer, RedisServer
 
 from podsup_operator.metrics_api.server import tls_context
 
-from .helpers import FRONT_PROXY_CN, PKI, Harness
+from .helpers import FRONT_PROXY_CN, PKI, Harness, refused_port
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,13 @@ def pki(tmp_path_factory) -> PKI:
         kp.write(d / f"{name}.crt", d / f"{name}.key")
         pki.paths[name] = (str(d / f"{name}.crt"), str(d / f"{name}.key"))
     return pki
+
+
+@pytest.fixture
+def dead_port():
+    """A pod metrics port nobody answers on (connection refused), held for the test."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture

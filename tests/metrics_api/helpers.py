@@ -2,6 +2,7 @@
 pod dicts. Fixtures using them are in conftest.py."""
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass, field
 import ssl
@@ -32,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port():
+    """A loopback port that refuses connections for the whole block: bound
+    (so no other test or process can start listening on it meanwhile, as it
+    could on a port merely found free) but never listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @dataclass
@@ -144,7 +155,9 @@ class Harness:
                                              ("custom.metrics.k8s.io", "get")}
         self.pods = FakePods()
         self.queues = QueueRegistry()
-        self.provider = MetricsProvider(self.queues, self.pods, PodScraper(timeout=1.0, ttl=0.0))
+        # A generous scrape timeout: a pod's /metrics on a loaded machine may
+        # take more than a second to answer; unreachable pods here refuse at once.
+        self.provider = MetricsProvider(self.queues, self.pods, PodScraper(timeout=30.0, ttl=0.0))
         config = RequestHeaderConfig(client_ca_pem=pki.front_proxy_ca.cert_pem.decode(),
                                      allowed_names=(FRONT_PROXY_CN,))
         self.api = MetricsAPI(Authenticator(config, self.tokens), Authorizer(self.sar), self.provider)

@@ -79,7 +79,12 @@ async def operator(kmock):
         await asyncio.wait_for(task, timeout=60)
 
 
-@pytest.mark.timeout(90)
+def scale_reads(kmock) -> int:
+    """The pollers' reads of the Deployment's replicas: one per tick of a pool with scale to zero."""
+    return len([r for r in kmock[kmock.resource(DEP)] if r.subresource == "scale" and r.method.value == "GET"])
+
+
+@pytest.mark.timeout(240)  # real time on a loaded machine: kopf's start and stop alone take seconds
 async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulator, pki, redis_server, monkeypatch):
     kmock = emulator
     monkeypatch.setattr(handlers, "SETTINGS", handlers.Settings(
@@ -149,6 +154,7 @@ async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulat
             redis_server.stop()
             await wait_until(lambda: (condition(stored(kmock, WP, "orders"), "MetricsAvailable") or {})
                              .get("status") == "False", "MetricsAvailable=False")
+            reads_at_outage = scale_reads(kmock)
             pool = stored(kmock, WP, "orders")
             assert condition(pool, "MetricsAvailable")["reason"] == "QueueDepthUnavailable"
             assert "queueDepth" not in pool["status"] or pool["status"]["queueDepth"] is None
@@ -156,5 +162,8 @@ async def test_scale_to_zero_and_back_with_metrics_served_by_the_operator(emulat
             async with s.get(metric_url, ssl=ctx, headers={"X-Remote-User": "system:hpa"}) as r:
                 body = await r.json()
                 assert r.status == 503 and body["kind"] == "Status" and "unreachable" in body["message"]
-        # An unknown backlog never scales: still 1 replica.
-        assert stored(kmock, DEP, "orders")["spec"]["replicas"] == 1
+            # An unknown backlog never scales: still 1 replica after ticks spanning
+            # more than the idle cooldown (1 s; a tick is at least 0.2 s apart).
+            await wait_until(lambda: scale_reads(kmock) >= reads_at_outage + 8,
+                             "8 more poller ticks with the broker down")
+            assert stored(kmock, DEP, "orders")["spec"]["replicas"] == 1

@@ -51,17 +51,31 @@ async def test_busy_ratio_and_requests_per_second_of_real_podsup_pods(api):
             b = sample(work.http_port, names.METRIC_REQUESTS_PER_SECOND)
             return a and b and abs(a - b) <= 0.1 * max(a, b)
         await asyncio.to_thread(wait_for, steady, timeout=60, message="a steady request rate")
-        before = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
-        status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
-                                     f"?labelSelector={SELECTOR}", headers=HPA_HEADERS)
-        after = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
-        assert status == 200, body
-        rate = {i["describedObject"]["name"]: i for i in body["items"]}
-        assert rate["busy"]["value"] == "0" and rate["idle"]["value"] == "0"
-        served = _quantity(rate["work"]["value"])
-        assert served > 0
-        # The rate still moves a little between the three reads: the same value within 25 %.
-        assert abs(served - before) <= 0.25 * before and abs(served - after) <= 0.25 * after
+
+        async def served_read():
+            before = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+            status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"
+                                         f"?labelSelector={SELECTOR}", headers=HPA_HEADERS)
+            after = await asyncio.to_thread(sample, work.http_port, names.METRIC_REQUESTS_PER_SECOND)
+            assert status == 200, body
+            return before, {i["describedObject"]["name"]: i for i in body["items"]}, after
+
+        # The rate still moves a little between the three reads (more on a loaded
+        # machine, where the workers' pace varies): the served value must be
+        # podsup's own within 25 % of the reads just before and just after it.
+        # Read again until it is (a deadline, not one roll of the dice); an API
+        # that invented or mis-scaled the value never gets there.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            before, rate, after = await served_read()
+            assert rate["busy"]["value"] == "0" and rate["idle"]["value"] == "0"
+            served = _quantity(rate["work"]["value"])
+            assert served > 0
+            if abs(served - before) <= 0.25 * before and abs(served - after) <= 0.25 * after:
+                break
+            assert loop.time() < deadline, f"served {served} req/s, podsup read {before} before and {after} after"
+            await asyncio.sleep(0.2)
         assert rate["work"]["window"] == 30
 
 

@@ -14,7 +14,7 @@ from podsup_operator.metrics_api.sources.pods import PodScraper
 from podsup_operator.metrics_api.sources.queue import QueueRegistry
 from podsup_operator.scale_to_zero import Phase
 
-from .helpers import FakePods, free_port, pod
+from .helpers import FakePods, pod
 
 NS = "shop"
 
@@ -76,17 +76,22 @@ def cond(body, type_):
 
 
 @pytest.fixture
-def world():
+async def world():
+    providers = []
+
     def make(body, replicas=1):
         kube = FakeKube(body, replicas)
         pods = FakePods()
         registry = QueueRegistry()
-        provider = MetricsProvider(registry, pods, PodScraper(timeout=1.0, ttl=0.0))
+        provider = MetricsProvider(registry, pods, PodScraper(timeout=30.0, ttl=0.0))
+        providers.append(provider)
         events = []
         clock = Clock()
         poller = PoolPoller(NS, "orders", registry, provider, kube, lambda *e: events.append(e), monotonic=clock)
         return poller, kube, pods, registry, provider, events, clock
-    return make
+    yield make
+    for provider in providers:  # the scraper's HTTP session lives on this test's event loop
+        await provider.scraper.close()
 
 
 async def test_url_from_the_secret_and_a_rotated_secret_rebuilds_the_probe(world, redis_server):
@@ -148,11 +153,11 @@ async def test_status_is_written_only_on_change_and_queue_depth_is_throttled(wor
         poller.close()
 
 
-async def test_pod_metrics_failures_show_in_the_condition(world, redis_server):
+async def test_pod_metrics_failures_show_in_the_condition(world, redis_server, dead_port):
     queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
     poller, kube, pods, _, provider, events, _ = world(pool_body(queue))
     try:
-        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]
+        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, dead_port)]
         with pytest.raises(MetricError):  # the HPA's ask fails: no pod answered
             await provider.pods(NS, "*", names.METRIC_BUSY_RATIO, f"{names.POOL_LABEL}=orders")
         await poller.tick(kube.body)
@@ -163,11 +168,11 @@ async def test_pod_metrics_failures_show_in_the_condition(world, redis_server):
         poller.close()
 
 
-async def test_busy_workers_unknown_hold_scale_to_zero_and_known_idle_scales(world, redis_server):
+async def test_busy_workers_unknown_hold_scale_to_zero_and_known_idle_scales(world, redis_server, dead_port):
     queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
     poller, kube, pods, _, _, events, clock = world(pool_body(queue, min_replicas=0, cooldown=0))
     try:
-        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]  # /metrics unreachable
+        pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, dead_port)]  # /metrics unreachable
         await poller.tick(kube.body)
         clock.t += 10
         await poller.tick(kube.body)
@@ -211,14 +216,14 @@ def pods_only_body() -> dict:
     return body
 
 
-async def test_a_pool_without_a_queue_is_unknown_until_its_pods_metrics_are_asked_for(world):
+async def test_a_pool_without_a_queue_is_unknown_until_its_pods_metrics_are_asked_for(world, dead_port):
     poller, kube, pods, registry, provider, events, _ = world(pods_only_body())
     await poller.tick(kube.body)
     c = cond(kube.body, METRICS_AVAILABLE)
     assert (c["status"], c["reason"]) == ("Unknown", "NotReadYet") and events == []
     assert "queueDepth" not in kube.body["status"] and registry.pools(NS) == {}
 
-    pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, free_port())]  # /metrics unreachable
+    pods.pods = [pod("orders-1", NS, {names.POOL_LABEL: "orders"}, dead_port)]  # /metrics unreachable
     with pytest.raises(MetricError):
         await provider.pods(NS, "*", names.METRIC_BUSY_RATIO, f"{names.POOL_LABEL}=orders")
     await poller.tick(kube.body)
@@ -257,16 +262,19 @@ async def test_pollers_follow_the_watch_start_refresh_and_stop(redis_server, mon
     body = pool_body(queue)
     kube = FakeKube(body)
     registry = QueueRegistry()
-    provider = MetricsProvider(registry, FakePods(), PodScraper(timeout=1.0, ttl=0.0))
+    provider = MetricsProvider(registry, FakePods(), PodScraper(timeout=30.0, ttl=0.0))
     monkeypatch.setattr(handlers, "_runtime", handlers.Runtime(kube, registry, provider))
     pollers = handlers.Pollers()
 
-    async def until(predicate, what):
-        for _ in range(400):
-            if predicate():
-                return
+    async def until(predicate, what, timeout=30.0):
+        # a deadline in time, not a count of sleeps: ticks run broker reads in
+        # threads, slow on a loaded machine
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             await asyncio.sleep(0.01)
-        raise AssertionError(f"timed out waiting for {what}")
 
     try:
         pollers.observe(None, body)  # the initial listing

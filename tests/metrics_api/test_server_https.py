@@ -14,7 +14,7 @@ from podsup import names
 from podsup_operator.metrics_api.auth import RequestHeaderConfig
 from podsup_operator.metrics_api.sources.queue import QueueProbe, broker_url
 
-from .helpers import CUS, EXT, FRONT_PROXY_CN, HPA_HEADERS, HPA_USER, NS, free_port, pod
+from .helpers import CUS, EXT, FRONT_PROXY_CN, HPA_HEADERS, HPA_USER, NS, pod
 
 
 def assert_status(body: dict, code: int, reason: str):
@@ -185,7 +185,11 @@ async def test_queue_depth_of_a_rabbitmq_queue_from_a_secret_held_url(api, rabbi
     conn = rabbitmq_server.connection()
     try:
         channel = conn.channel()
+        channel.queue_delete(queue="reports-e2e")  # the broker is per session: start from an empty queue
         channel.queue_declare(queue="reports-e2e")
+        # Publisher confirms: each publish returns once the broker has enqueued the
+        # message, so the probe's count (another connection) sees all four.
+        channel.confirm_delivery()
         for i in range(4):
             channel.basic_publish(exchange="", routing_key="reports-e2e", body=f"r{i}".encode())
         queue = {"type": "amqp", "name": "reports-e2e", "urlSecretRef": {"name": "rabbit", "key": "url"}}
@@ -200,7 +204,7 @@ async def test_queue_depth_of_a_rabbitmq_queue_from_a_secret_held_url(api, rabbi
             assert status == 200 and body["items"][0]["value"] == "4", body
         finally:
             probe.close()
-        channel.queue_delete(queue="reports-e2e")
+            channel.queue_delete(queue="reports-e2e")
     finally:
         conn.close()
 
@@ -257,8 +261,10 @@ class MetricsEndpoint:
             Gauge(names.METRIC_REQUESTS_PER_SECOND, "rps", registry=self.registry).set(rps)
         if busy is not None:
             Gauge(names.METRIC_BUSY_RATIO, "busy", registry=self.registry).set(busy)
-        self.port = free_port()
-        self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
+        # Port 0: the kernel picks the port as it binds (no window in which
+        # another process could take a port found free a moment before).
+        self.server, self.thread = start_http_server(0, "127.0.0.1", self.registry)
+        self.port = self.server.server_port
 
     def close(self):
         self.server.shutdown()
@@ -324,9 +330,8 @@ async def test_one_named_pod(api, endpoints):
         "matchExpressions": [{"key": "queue", "operator": "NotIn", "values": ["x"]}]}}
 
 
-async def test_unreadable_pods_are_left_out_and_reported_never_zero(api, endpoints):
+async def test_unreadable_pods_are_left_out_and_reported_never_zero(api, endpoints, dead_port):
     good, no_metric = endpoints(4, 0.5), endpoints(None, 0.5)
-    dead_port = free_port()
     api.pods.pods = [pod("web-a", NS, POOL_LABELS, good.port), pod("web-b", NS, POOL_LABELS, no_metric.port),
                      pod("web-c", NS, POOL_LABELS, dead_port)]
     status, body = await api.get(f"{CUS}/namespaces/{NS}/pods/%2A/{names.METRIC_REQUESTS_PER_SECOND}"

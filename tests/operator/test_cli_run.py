@@ -19,7 +19,8 @@ import pytest
 from .conftest import DEP, WP, ApplyingEmulator, pool_manifest
 from .test_handlers import raw, url
 
-pytestmark = pytest.mark.kmock(cls=ApplyingEmulator)
+# A subprocess operator in real time: its start-up alone can take tens of seconds on a loaded machine.
+pytestmark = [pytest.mark.kmock(cls=ApplyingEmulator), pytest.mark.timeout(300)]
 
 
 def free_port() -> int:
@@ -42,7 +43,7 @@ async def poll(predicate: Any, what: str, timeout: float = 60.0) -> Any:
 
 async def fetch(session: aiohttp.ClientSession, address: str) -> tuple[int, str] | None:
     try:
-        async with session.get(address, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+        async with session.get(address, timeout=aiohttp.ClientTimeout(total=10)) as resp:
             return resp.status, await resp.text()
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return None
@@ -71,7 +72,7 @@ async def test_run_serves_liveness_and_metrics_and_reconciles(emulator: Any, tmp
                 return got and got[0] == 200
             await poll(healthy, "the liveness endpoint")
             try:
-                await poll(lambda: _true_if(len(emulator["watch", emulator.resource(WP)]) > 0), "the watch", 15)
+                await poll(lambda: _true_if(len(emulator["watch", emulator.resource(WP)]) > 0), "the watch")
             except AssertionError:
                 log.seek(0)
                 raise AssertionError("no watch; operator log:\n" + log.read()[-4000:])

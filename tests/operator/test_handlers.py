@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from podsup import names
-from podsup_operator import config
+from podsup_operator import config, metrics
 from podsup_operator.apply import APPLY_CONTENT_TYPE
 
 from .conftest import DEP, HPA, NS, OPERATOR_IMAGE, PDB, SVC, WP, ApplyingEmulator, pool_manifest, \
@@ -39,6 +39,36 @@ def writes(kmock: Any) -> list[Any]:
     """Write requests to anything but Events (which kopf may post)."""
     return [r for r in list(kmock) if r.method.value in WRITE_METHODS
             and not (r.resource is not None and r.resource.plural == "events")]
+
+
+def _counted(collector: Any, suffix: str, **labels: str) -> float:
+    return sum(sample.value for family in collector.collect() for sample in family.samples
+               if sample.name.endswith(suffix) and labels.items() <= sample.labels.items())
+
+
+def reconciles(trigger: str | None = None) -> float:
+    """Reconciles started so far (the operator's own counter, process-wide), by trigger."""
+    return _counted(metrics.RECONCILES, "_total", **({"trigger": trigger} if trigger else {}))
+
+
+@pytest.fixture
+def in_flight() -> Any:
+    """A predicate: is a reconcile of this test running now (started, not yet
+    finished: the duration histogram counts every end, raised or not)?"""
+    base = reconciles() - _counted(metrics.DURATION, "_count")
+    return lambda: reconciles() - _counted(metrics.DURATION, "_count") > base
+
+
+def pool_lists(kmock: Any) -> list[Any]:
+    """The resync's listings of WorkerPools (ours, not kopf's own listing or watch)."""
+    return [r for r in list(kmock) if r.method.value == "GET" and r.name is None
+            and r.resource == kmock.resource(WP) and "watch" not in r.params
+            and not r.headers.get("User-Agent", "").startswith("kopf")]
+
+
+def posted_events(kmock: Any) -> list[dict]:
+    return [r.data for r in list(kmock) if r.method.value == "POST" and r.resource is not None
+            and r.resource.plural == "events"]
 
 
 def url(resource: str, name: str | None = None, sub: str | None = None) -> str:
@@ -143,9 +173,20 @@ async def test_deleted_deployment_is_restored(emulator: Any) -> None:
     async with running_operator(emulator):
         await create_pool(emulator, pool_manifest())
         await converged(emulator)
+        before_delete = len(list(emulator))
         await delete(emulator, DEP, "pool")
-        assert raw(emulator, DEP) is None
-        restored = await wait_until(lambda: raw(emulator, DEP), "the Deployment to be restored")
+        # Not "is it gone now": the DELETED event may already have brought it
+        # back. What is seen must be a new apply, made after the delete.
+
+        def reapplied() -> dict | None:
+            later = list(emulator)[before_delete:]
+            deleted = next((i for i, r in enumerate(later) if r.method.value == "DELETE"
+                            and r.resource == emulator.resource(DEP)), None)
+            applied = deleted is not None and any(
+                r.method.value == "PATCH" and r.resource == emulator.resource(DEP) and r.name == "pool"
+                for r in later[deleted + 1:])
+            return raw(emulator, DEP) if applied else None
+        restored = await wait_until(reapplied, "the Deployment to be restored")
     assert restored["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.12"
 
 
@@ -160,11 +201,32 @@ async def test_edited_deployment_is_corrected(emulator: Any) -> None:
                          == "python:3.12", "drift to be corrected")
 
 
-async def test_noop_resync_makes_zero_writes(emulator: Any) -> None:
+async def settled(kmock: Any, in_flight: Any, quiet: float = 5.0, timeout: float = 40.0) -> None:
+    """Wait until the follow-ups of the operator's own writes (watch events of
+    its applies and status patch, kopf's annotations) are over: no reconcile
+    running and no new write for ``quiet`` seconds. Virtual time; the deadline
+    comes before the first resync tick (60 s after start-up), so settling never
+    swallows one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    count, since = len(writes(kmock)), loop.time()
+    while True:
+        now, n = loop.time(), len(writes(kmock))
+        if n != count or in_flight():
+            count, since = n, now
+        elif now - since >= quiet:
+            return
+        if now > deadline:
+            raise AssertionError(f"the operator kept writing after {timeout}s: "
+                                 f"{[f'{r.method.value} {r.url.path}' for r in writes(kmock)[-5:]]}")
+        await asyncio.sleep(0.5)
+
+
+async def test_noop_resync_makes_zero_writes(emulator: Any, in_flight: Any) -> None:
     async with running_operator(emulator):
         await create_pool(emulator, pool_manifest(disruption={"minAvailable": 1}))
         await converged(emulator)
-        await asyncio.sleep(5)  # virtual time: let the follow-up events of our own writes settle
+        await settled(emulator, in_flight)
         before_writes = len(writes(emulator))
         before_reads = len([r for r in list(emulator) if r.method.value == "GET" and r.name == "pool"
                             and r.resource == emulator.resource(DEP)])
@@ -183,11 +245,9 @@ async def test_resync_restores_a_deleted_service_and_lists_only_served_namespace
         await create_pool(emulator, pool_manifest())
         await converged(emulator)
         await delete(emulator, SVC, "pool")  # no Service watch: the periodic resync brings it back
-        await asyncio.sleep(config.RESYNC_SECONDS * 1.5)
-        assert raw(emulator, SVC) is not None
-    lists = [r.url.path for r in list(emulator) if r.method.value == "GET" and r.name is None
-             and r.resource == emulator.resource(WP) and "watch" not in r.params
-             and not r.headers.get("User-Agent", "").startswith("kopf")]  # ours, not kopf's own listing
+        await wait_until(lambda: raw(emulator, SVC) is not None, "the resync to restore the Service",
+                         timeout=config.RESYNC_SECONDS * 3)
+    lists = [r.url.path for r in pool_lists(emulator)]
     assert lists and all(path == url(WP) for path in lists)
 
 
@@ -199,15 +259,19 @@ async def test_scaling_the_pool_scales_the_deployment(emulator: Any) -> None:
         await wait_until(lambda: raw(emulator, DEP)["spec"].get("replicas") == 5, "Deployment replicas 5")
 
 
-async def test_hpa_owns_replicas_when_autoscaling(emulator: Any) -> None:
+async def test_hpa_owns_replicas_when_autoscaling(emulator: Any, in_flight: Any) -> None:
     auto = {"enabled": True, "minReplicas": 0, "maxReplicas": 8, "targets": {"busyWorkersPercent": 70}}
     async with running_operator(emulator):
         await create_pool(emulator, pool_manifest(autoscaling=auto))
         await converged(emulator)
         hpa = await wait_until(lambda: raw(emulator, HPA), "the HPA")
-        # The HPA scales the Deployment to 7; the operator must leave that alone on resync.
+        # The HPA scales the Deployment to 7; the operator must leave that alone on
+        # resync and on the Deployment's event: look once both have run to the end.
+        resyncs, events = reconciles("resync"), reconciles("deployment-modified")
         await patch(emulator, DEP, "pool", {"spec": {"replicas": 7}})
-        await asyncio.sleep(config.RESYNC_SECONDS * 2.5)
+        await wait_until(lambda: reconciles("resync") >= resyncs + 2
+                         and reconciles("deployment-modified") >= events + 1 and not in_flight(),
+                         "two resyncs and the Deployment's event reconciled", timeout=config.RESYNC_SECONDS * 5)
         dep = raw(emulator, DEP)
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 8
     assert dep["spec"]["replicas"] == 7
@@ -226,13 +290,16 @@ async def test_switching_autoscaling_off_deletes_the_hpa(emulator: Any) -> None:
         await wait_until(lambda: raw(emulator, DEP)["spec"].get("replicas") == 2, "replicas back from the spec")
 
 
-async def test_deleted_pool_children_are_not_resurrected(emulator: Any) -> None:
+async def test_deleted_pool_children_are_not_resurrected(emulator: Any, in_flight: Any) -> None:
     async with running_operator(emulator):
         await create_pool(emulator, pool_manifest())
         await converged(emulator)
         await delete(emulator, WP, "pool")
         await delete(emulator, DEP, "pool")  # what garbage collection does (kmock does not)
-        await asyncio.sleep(config.RESYNC_SECONDS * 2)
+        # A resync that listed after the deletion has run to the end once the next one lists.
+        lists = len(pool_lists(emulator))
+        await wait_until(lambda: len(pool_lists(emulator)) >= lists + 2 and not in_flight(),
+                         "two resyncs after the deletion", timeout=config.RESYNC_SECONDS * 5)
         assert raw(emulator, DEP) is None
 
 
@@ -248,10 +315,17 @@ async def test_a_conflicting_pool_is_degraded_and_does_not_block_others(emulator
         await converged(emulator, "fine")
         bad = await wait_until(lambda: condition(raw(emulator, WP, "taken"), "Degraded"), "Degraded on 'taken'")
         assert raw(emulator, DEP, "taken")["metadata"]["labels"] == {"app": "someone-else"}
+
+        # kopf posts Events from a queue of its own, after the handler (and its
+        # status write) returned: wait for them before the operator stops.
+        def by(reason: str, name: str) -> list[dict]:
+            return [e for e in posted_events(emulator) if e.get("reason") == reason
+                    and e["involvedObject"]["name"] == name]
+        await wait_until(lambda: by("ApplyFailed", "taken") and {e["message"] for e in by("Created", "fine")}
+                         >= {"Created Deployment fine", "Created Service fine"}, "the Events posted")
     assert bad["status"] == "True" and bad["reason"] == "ApplyFailed"
     assert "not controlled by this WorkerPool" in bad["message"]
-    posted = [r.data for r in list(emulator) if r.method.value == "POST" and r.resource is not None
-              and r.resource.plural == "events"]
+    posted = posted_events(emulator)
     warnings = [e for e in posted if e.get("reason") == "ApplyFailed" and e["involvedObject"]["name"] == "taken"]
     assert warnings and warnings[0]["type"] == "Warning"
     assert "not controlled by this WorkerPool" in warnings[0]["message"]

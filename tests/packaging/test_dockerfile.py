@@ -206,6 +206,7 @@ def run_stage(parsed, name: str, tmp_path, python: str) -> dict[str, pathlib.Pat
     return ran
 
 
+@pytest.mark.timeout(1200)  # a venv, its dependencies and a PyInstaller build (up to 540 s allowed by run_stage)
 def test_binary_stage_builds_the_binary_from_its_own_context(parsed, tmp_path):
     """The `binary` stage, replayed: its COPYs only, `--deps` into a fresh
     virtualenv (the throwaway stage's Python), and the result runs."""
@@ -219,6 +220,7 @@ def test_binary_stage_builds_the_binary_from_its_own_context(parsed, tmp_path):
     assert shlex.split(final_copy[0])[-2] == f"{next(iter(out))}/podsup"
 
 
+@pytest.mark.timeout(900)  # the operator's venv (up to 540 s allowed by run_stage)
 def test_operator_stage_builds_a_working_operator_venv(parsed, tmp_path):
     """The `operator` stage, replayed: scripts/build-operator-venv.sh from
     the stage's own context; the venv has no pip and its operator works."""

@@ -96,11 +96,18 @@ def get(url: str) -> tuple[int, str, dict]:
         return err.code, err.read().decode(), dict(err.headers)
 
 
+def frozen_clock() -> float:
+    """HealthState's clock for the server tests: a tick never goes stale (after
+    STALE_AFTER real seconds /healthz would turn 503 — staleness is tested
+    above, with a clock of its own)."""
+    return 1000.0
+
+
 @pytest.fixture
 def served():
     state = {"snap": snap([WorkerState.IDLE, WorkerState.STARTING])}
     registry, _ = metrics.build_registry(lambda: state["snap"])
-    health = HealthState(needed=lambda desired: desired)
+    health = HealthState(needed=lambda desired: desired, clock=frozen_clock)
     server = HttpServer(("127.0.0.1", 0), registry, health)
     server.start()
     yield f"http://127.0.0.1:{server.port}", state, health
@@ -156,7 +163,7 @@ def test_readyz_reads_the_loop_live_not_the_last_tick():
 # --- the server under idle, slow and many clients; HEAD; ?name[]= ----------------
 
 def serve(request_timeout=podsup_http.REQUEST_TIMEOUT, max_connections=podsup_http.MAX_CONNECTIONS):
-    health = HealthState(needed=lambda desired: desired)
+    health = HealthState(needed=lambda desired: desired, clock=frozen_clock)
     health.mark_tick(snap([WorkerState.IDLE]))
     registry, stats = metrics.build_registry(lambda: snap([WorkerState.IDLE]))
     stats.done(0.2)
@@ -192,7 +199,9 @@ def test_the_server_is_threading_with_daemon_threads_and_a_request_timeout():
 
 
 def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
-    server = serve(request_timeout=0.5)
+    # The timeout under test must outlast opening the 21 connections (all are
+    # counted as served at once below), even on a loaded machine.
+    server = serve(request_timeout=3.0)
     try:
         before = handler_threads()
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
@@ -209,12 +218,12 @@ def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
         feeder = threading.Thread(target=trickle, daemon=True)
         feeder.start()
         try:
-            wait_for(lambda: handler_threads() >= before + 21, timeout=10, message="21 connections being served")
-            wait_for(lambda: all(closed_by_server(s) for s in idle), timeout=10,
+            wait_for(lambda: handler_threads() >= before + 21, timeout=30, message="21 connections being served")
+            wait_for(lambda: all(closed_by_server(s) for s in idle), timeout=30,
                      message="the idle connections closed by the server")
-            wait_for(lambda: closed_by_server(trickler), timeout=10,
+            wait_for(lambda: closed_by_server(trickler), timeout=30,
                      message="the trickling connection closed by the server")
-            wait_for(lambda: handler_threads() <= before, timeout=10,
+            wait_for(lambda: handler_threads() <= before, timeout=30,
                      message=lambda: f"handler threads back to {before}: {handler_threads()}")
         finally:
             stop.set()
@@ -248,12 +257,12 @@ def test_connections_beyond_the_cap_are_refused_with_503_not_a_thread():
             except (ConnectionError, http.client.HTTPException):
                 return False  # refused before the answer could be read: try again
             return status == 503 and body == b"too many connections\n"
-        wait_for(refused, timeout=10, message="a 4th connection refused with 503")
+        wait_for(refused, timeout=30, message="a 4th connection refused with 503")
         assert handler_threads() <= 3
         for s in held:
             s.close()
         held = []
-        wait_for(lambda: request(server.port, "GET", "/healthz")[:2] == (200, b"ok\n"), timeout=10,
+        wait_for(lambda: request(server.port, "GET", "/healthz")[:2] == (200, b"ok\n"), timeout=30,
                  message="served again once the held connections closed")
     finally:
         for s in held:

@@ -65,16 +65,25 @@ def test_line_pump_cuts_overlong_lines():
 
 
 def test_exclusive_holds_off_writers_from_other_threads():
+    import sys
     import threading
+
+    from tests.waiting import wait_for
 
     err = io.BytesIO()
     log = Log("text", io.BytesIO(), err)
     writer = threading.Thread(target=log.info, args=("from another thread",))
+
+    def writing() -> bool:  # the writer thread has reached the write (and waits there)
+        frame = sys._current_frames().get(writer.ident)
+        return frame is not None and frame.f_code.co_name == "_write"
     with log.exclusive():
         writer.start()
-        writer.join(0.2)
+        # not a fixed pause (which a slow start of the thread would make prove
+        # nothing): wait until the writer is at the write, held off
+        wait_for(writing, 30, message="the writer thread at the write")
         assert writer.is_alive() and err.getvalue() == b""  # blocked while held
-    writer.join(10)
+    writer.join(30)
     assert err.getvalue() == b"[podsup] from another thread\n"
 
 
@@ -89,15 +98,22 @@ def test_background_writes_never_block_and_count_what_a_stalled_reader_costs():
     read_fd, write_fd = os.pipe()
     with os.fdopen(write_fd, "wb", buffering=0) as out:
         log = Log("text", out=out, err=out, background=True)
-        started = time.monotonic()
         lines = output.MAX_PENDING * 3
-        for i in range(lines):
-            log.worker_line(0, 42, "stdout", b"x" * 100)
-        assert time.monotonic() - started < 10  # the pipe holds ~64 KiB: a blocking writer would hang here
+
+        def flood():
+            for i in range(lines):
+                log.worker_line(0, 42, "stdout", b"x" * 100)
+        # the pipe holds ~64 KiB and nobody reads it: a blocking writer would hang
+        # for good. Flood from a thread and give it a generous deadline to finish
+        # (how long it takes on a loaded machine is not the point).
+        caller = threading.Thread(target=flood, daemon=True)
+        caller.start()
+        caller.join(60)
+        assert not caller.is_alive(), "writing a line blocked on the stalled reader"
         assert log.dropped > 0
         os.set_blocking(read_fd, False)
         tail, found = b"", False
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while not found and time.monotonic() < deadline:
             try:
                 chunk = tail + os.read(read_fd, 1 << 20)
