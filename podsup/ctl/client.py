@@ -6,6 +6,7 @@ the socket path, which the CLI prints as is.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from podsup.ctl import framing
@@ -20,13 +21,30 @@ class PodsupGone(ControlError):
     unlike a time-out or a busy refusal, this says podsup has exited."""
 
 
+def _connect(sock: socket.socket, path: str, timeout: float) -> None:
+    """connect(), retried while podsup's listen backlog is full: a Unix socket
+    answers that with EAGAIN at once instead of waiting, which is a busy
+    podsup, not an absent one. Gives up (socket.timeout) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise socket.timeout("connect: podsup's backlog stayed full") from None
+            time.sleep(pause)  # a back-off between connect attempts, bounded by the deadline
+            pause = min(pause * 2, 0.2)
+
+
 def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """Send ``message``, return the ``result`` of an ``ok`` answer."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(path)
+            _connect(sock, path, timeout)
         except FileNotFoundError:
             raise PodsupGone(f"control socket {path}: no such file (is podsup running with --control {path}?)") from None
         except ConnectionRefusedError:

@@ -33,6 +33,8 @@ MAX_CONNECTIONS = 32
 #: Largest request frame the server reads (requests are a few dozen bytes).
 MAX_REQUEST = 64 * 1024
 #: Backoff of the accept loop while accepting (or starting a thread) keeps failing.
+#: Pending connections the kernel queues before podsup accepts them.
+LISTEN_BACKLOG = 128
 ACCEPT_BACKOFF_MIN = 0.05
 ACCEPT_BACKOFF_MAX = 1.0
 
@@ -83,7 +85,9 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
-        sock.listen(16)
+        # a burst of CLI calls (probes, `status --watch`es, a preStop) waits in the
+        # backlog; a full backlog fails a Unix-socket connect at once (EAGAIN)
+        sock.listen(LISTEN_BACKLOG)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, args=(sock,), name="podsup-control",
                                         daemon=True)
