@@ -457,6 +457,11 @@ class Arbiter:
 
     # -------------------------------------------------------------- exits
     def _on_exit(self, status: ExitStatus) -> None:
+        known = self.workers.get(status.pid)
+        if known is not None:
+            # everything the worker sent is queued by the time it can be reaped:
+            # read it while the worker is still ours, so its last `done` counts for it
+            self._read_reports(known.slot)
         worker = self.workers.pop(status.pid, None)
         if worker is None:
             self.orphans_reaped += 1
@@ -774,8 +779,7 @@ class Arbiter:
         self.report.close_slot(slot_id)
 
     def _read_reports(self, slot_id: int) -> None:
-        assert self.report is not None
-        sock = self.report.sockets.get(slot_id)
+        sock = self.report.sockets.get(slot_id) if self.report is not None else None
         if sock is None:
             return
         for pid, data in sock.receive():

@@ -19,7 +19,7 @@ from podsup.config import Config
 from podsup.extensions import Extension
 from podsup.output import Log
 from podsup.states import PoolState, WorkerState
-from podsup.system import FakeSystem
+from podsup.system import ExitStatus, FakeSystem
 from tests.waiting import wait_for
 
 
@@ -667,3 +667,20 @@ def test_snapshot_measures_rss_with_psutil_unless_told_not_to(pools):
     pool = pools(workers=1, first_pid=os.getpid())  # the "worker" is this test process
     assert pool.arb.snapshot().workers[0].rss_bytes > 0
     assert pool.arb.snapshot(measure=False).workers[0].rss_bytes == 0
+
+
+def test_a_workers_last_reports_are_read_before_its_exit_is_handled(pools):
+    # the worker (this process) sends its last `done` and exits; the exit is reaped
+    # before the loop's selector saw the datagram: it still counts for that worker
+    recorder = Recording()
+    pool = pools(workers=1, first_pid=os.getpid(), extensions=[recorder])
+    me = pool.pid(0)
+    reporter = client.Reporter(pool.arb.report.path_for(0))
+    assert reporter.done(0.25)
+    reporter.close()
+    pool.fake.alive.discard(me)
+    pool.arb._on_exit(ExitStatus(pid=me, code=1))  # as the loop's reap does, without a select first
+    reports = [c for c in recorder.calls if c[0] == "report"]
+    assert reports == [("report", 0, "done")]
+    exits = [i for i, c in enumerate(recorder.calls) if c[0] == "exit"]
+    assert exits and recorder.calls.index(reports[0]) < exits[0]  # read while the worker was still ours
