@@ -32,7 +32,7 @@ from podsup import commands, names, policy
 from podsup.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.output import LinePump, Log
-from podsup.reports import MalformedReport, Report, ReportSocketError, ReportSockets, RollingRate, parse_report
+from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, ReportSockets, RollingRate, parse_report
 from podsup.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.states import PoolState, WorkerState
 from podsup.system import ExitStatus, System
@@ -79,6 +79,7 @@ class Worker:
         self.stop_deadline: float | None = None   # monotonic: SIGKILL then
         self.killed = False     # podsup sent SIGKILL
         self.retiring = False   # replaced (reload/recycle/scale-down): stop once the successor is up
+        self.report: ReportSocket | None = None  # its own PODSUP_REPORT socket
 
 
 class Slot:
@@ -121,7 +122,7 @@ class Arbiter:
         self._procs: dict[int, psutil.Process] = {}
         self._procs_lock = threading.Lock()
         self.loop_thread: threading.Thread | None = None
-        self.report: ReportSockets | None = None
+        self.reports: ReportSockets | None = None
 
         self.slots: dict[int, Slot] = {}
         self.workers: dict[int, Worker] = {}
@@ -261,7 +262,7 @@ class Arbiter:
 
     def start(self) -> None:
         self.loop_thread = threading.current_thread()
-        self.report = ReportSockets()
+        self.reports = ReportSockets()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake_pipe)
         if self.install_signals:
             self._install_signals()
@@ -338,8 +339,10 @@ class Arbiter:
                     future.set_exception(RuntimeError("podsup is exiting"))
             for ext in self.extensions:
                 self._hook(ext, "close")
-            if self.report is not None:
-                self.report.close()
+            for worker in list(self.workers.values()):
+                self._close_report(worker)
+            if self.reports is not None:
+                self.reports.close()
             if self.install_signals:
                 signal.set_wakeup_fd(-1)
             self.log.info("podsup exiting", code=self.exit_code)
@@ -363,12 +366,12 @@ class Arbiter:
                           previous=old.value, why=why or None)
 
     # ------------------------------------------------------------- spawning
-    def _worker_env(self, slot: Slot) -> dict[str, str]:
+    def _worker_env(self, slot: Slot, report_path: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env[names.ENV_WORKER_ID] = str(slot.id)
         env[names.ENV_WORKERS] = str(self.desired)
-        if self.report is not None:
-            env[names.ENV_REPORT] = self._open_report_socket(slot.id)
+        if report_path is not None:
+            env[names.ENV_REPORT] = report_path
         for ext in self.extensions:
             extra = self._hook(ext, "worker_env", slot.id)
             if extra:
@@ -377,9 +380,23 @@ class Arbiter:
 
     def _spawn(self, slot: Slot) -> Worker | None:
         slot.respawn_at = None
-        env = self._worker_env(slot)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        opened: list[int] = []
+        report: ReportSocket | None = None
+        try:  # what the worker gets: its report socket and two pipes (EMFILE is a failed start)
+            report = self.reports.open() if self.reports is not None else None
+            env = self._worker_env(slot, report.path if report else None)
+            for _ in range(2):
+                opened.extend(os.pipe())
+        except OSError as exc:
+            for fd in opened:
+                os.close(fd)
+            if report is not None:
+                report.close()
+            self._crashed(slot, uptime=0.0, description="spawn error", reason="exit",
+                          fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
+                          level="error", extra=dict(error=exc.strerror or str(exc)))
+            return None
+        out_r, out_w, err_r, err_w = opened
         try:
             if self.preload is not None:
                 with self.log.exclusive():
@@ -389,6 +406,8 @@ class Arbiter:
         except OSError as exc:
             for fd in (out_r, err_r):
                 os.close(fd)
+            if report is not None:
+                report.close()
             program = self.config.command[0] if self.config.command else self.config.preload
             hint = None
             if isinstance(exc, FileNotFoundError) and program and os.path.exists(str(program)):
@@ -404,6 +423,10 @@ class Arbiter:
         worker = Worker(slot.id, pid, now, wall)
         self.workers[pid] = worker
         slot.current = worker
+        if report is not None:
+            worker.report = report
+            self._selector.register(report.fileno(), selectors.EVENT_READ,
+                                    functools.partial(self._read_reports, worker))
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             self._add_pump(fd, slot.id, pid, stream)
         self.log.info("worker started", slot=slot.id, pid=pid)
@@ -461,7 +484,8 @@ class Arbiter:
         if known is not None:
             # everything the worker sent is queued by the time it can be reaped:
             # read it while the worker is still ours, so its last `done` counts for it
-            self._read_reports(known.slot)
+            self._read_reports(known)
+            self._close_report(known)
         worker = self.workers.pop(status.pid, None)
         if worker is None:
             self.orphans_reaped += 1
@@ -478,8 +502,6 @@ class Arbiter:
         slot = self.slots.get(worker.slot)
         for ext in self.extensions:
             self._hook(ext, "on_exit", worker.slot, worker.pid, description)
-        if slot is None:
-            self._close_report_socket(worker.slot)
         if slot is not None:
             slot.last_exit = description  # a replaced (recycled, reloaded) worker's end too
             if slot.current is worker:
@@ -558,8 +580,9 @@ class Arbiter:
             if worker.retiring and worker.state is not WorkerState.STOPPING:
                 slot = self.slots.get(worker.slot)
                 successor = slot.current if slot else None
-                if slot is None or (successor is not None and successor.state is not WorkerState.STARTING):
-                    self._stop(worker)
+                if slot is None or slot.done or (
+                        successor is not None and successor.state is not WorkerState.STARTING):
+                    self._stop(worker)  # its successor is up, or already did the slot's job
         for slot in list(self.slots.values()):
             if slot.respawn_at is not None and now >= slot.respawn_at and slot.current is None:
                 self._respawn(slot, slot.restart_reason)
@@ -596,8 +619,9 @@ class Arbiter:
         while True:
             if self.reload_slot is not None:
                 slot = self.slots.get(self.reload_slot)
-                if slot is not None and (slot.current is None or slot.current.state is WorkerState.STARTING):
-                    return  # wait: the new worker is not up yet
+                if slot is not None and not slot.done and (
+                        slot.current is None or slot.current.state is WorkerState.STARTING):
+                    return  # wait: the new worker is not up yet (a job worker that is done is past it)
                 self.reload_slot = None
             if not self.reload_queue:
                 return
@@ -646,6 +670,11 @@ class Arbiter:
         if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
             raise ValueError(f"workers must be an integer 0..{MAX_WORKERS} (got {target})")
         previous = self.desired
+        capacity, limit = self.system.worker_capacity()
+        if target > previous and target > capacity:
+            raise ValueError(f"workers must be at most {capacity} here (got {target}): the open-files "
+                             f"limit ({limit}) fits no more, at 3 descriptors a worker; raise it "
+                             "(ulimit -n, or the container runtime's nofile limit)")
         self.desired = target
         if target != previous:
             self.log.info("scaling", workers=target, previous=previous)
@@ -732,10 +761,10 @@ class Arbiter:
         elif sig == signal.SIGHUP:
             self._reload()
         elif sig == signal.SIGTTIN:
-            if self.desired < MAX_WORKERS:
+            try:
                 self._scale(self.desired + 1)
-            else:
-                self.log.warning("SIGTTIN ignored: at the maximum", workers=self.desired, maximum=MAX_WORKERS)
+            except ValueError as exc:
+                self.log.warning("SIGTTIN ignored: at the maximum", workers=self.desired, why=str(exc))
         elif sig == signal.SIGTTOU:
             if self.desired > 0:
                 self._scale(self.desired - 1)
@@ -759,45 +788,36 @@ class Arbiter:
                              error=str(exc))
 
     # ---------------------------------------------------------------- reports
-    def _open_report_socket(self, slot_id: int) -> str:
-        """The path of ``slot_id``'s report socket, opened (and read by the
-        loop) on the slot's first spawn."""
-        assert self.report is not None
-        sock, new = self.report.open(slot_id)
-        if new:
-            self._selector.register(sock.fileno(), selectors.EVENT_READ,
-                                    functools.partial(self._read_reports, slot_id))
-        return sock.path
-
-    def _close_report_socket(self, slot_id: int) -> None:
-        """A slot that is gone with its last worker (scale down) keeps no socket."""
-        if self.report is None or slot_id in self.slots or slot_id not in self.report.sockets:
+    def _close_report(self, worker: Worker) -> None:
+        """A reaped worker's socket goes with it (its successor has its own)."""
+        if worker.report is None:
             return
-        if any(w.slot == slot_id for w in self.workers.values()):
-            return
-        self._selector.unregister(self.report.sockets[slot_id].fileno())
-        self.report.close_slot(slot_id)
+        try:
+            self._selector.unregister(worker.report.fileno())
+        except (KeyError, ValueError):
+            pass
+        worker.report.close()
+        worker.report = None
 
-    def _read_reports(self, slot_id: int) -> None:
-        sock = self.report.sockets.get(slot_id) if self.report is not None else None
-        if sock is None:
+    def _read_reports(self, worker: Worker) -> None:
+        if worker.report is None:
             return
-        for pid, data in sock.receive():
-            self.handle_report(pid, data, slot_id)
+        for pid, data in worker.report.receive():
+            self.handle_report(pid, data, worker)
 
-    def handle_report(self, pid: int | None, data: bytes, slot_id: int | None = None) -> None:
-        """Apply one datagram from ``pid`` that arrived on ``slot_id``'s socket
-        (loop thread only). A sender that can be looked up is placed by its
-        process group; one that is gone (or not in any worker's group) counts
-        for the slot whose socket it used."""
+    def handle_report(self, pid: int | None, data: bytes, via: Worker | None = None) -> None:
+        """Apply one datagram from ``pid`` that arrived on worker ``via``'s
+        socket (loop thread only). A sender that can be looked up is placed by
+        its process group; one that is gone (or in no worker's group) counts
+        for the worker whose socket it used."""
         try:
             report = parse_report(data)
         except MalformedReport:
             self.malformed_reports += 1
             return
         worker = self._worker_of(pid)
-        if worker is None and slot_id is not None:
-            worker = self._worker_in_slot(slot_id)
+        if worker is None and via is not None and self.workers.get(via.pid) is via:
+            worker = via
         if worker is None:
             return
         wall, now = self.system.wall(), self.system.monotonic()
@@ -832,15 +852,6 @@ class Arbiter:
                                      limit=MAX_REPORTED_QUEUES)
                 return
         self.queues[name] = (depth, now)
-
-    def _worker_in_slot(self, slot_id: int) -> Worker | None:
-        """The slot's current worker, else its newest one still running (a
-        retiring worker of a slot that was scaled away)."""
-        slot = self.slots.get(slot_id)
-        if slot is not None and slot.current is not None:
-            return slot.current
-        in_slot = [w for w in self.workers.values() if w.slot == slot_id]
-        return max(in_slot, key=lambda w: w.started) if in_slot else None
 
     def _worker_of(self, pid: int | None) -> Worker | None:
         if pid is None:
@@ -887,7 +898,9 @@ class Arbiter:
     @staticmethod
     def _readable(fd: int) -> bool:
         import select
-        return bool(select.select([fd], [], [], 0)[0])
+        poller = select.poll()  # not select(): descriptors past 1,024 are common with big pools
+        poller.register(fd, select.POLLIN)
+        return any(mask & (select.POLLIN | select.POLLHUP) for _fd, mask in poller.poll(0))
 
     def _usage(self, pids: list[int]) -> dict[int, tuple[int, float]]:
         """RSS and CPU% of each worker and its descendants (psutil).

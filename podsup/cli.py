@@ -93,6 +93,12 @@ def run(argv: list[str]) -> int:
         preload = load_preload(config.preload) if config.preload else None
         keep_fds = spawn.open_fds() if preload else frozenset()
         spawn.raise_fd_limit(config_mod.MAX_WORKERS)  # scale/TTIN may go up to the maximum later
+        capacity, limit = spawn.fd_capacity()
+        if config.workers > capacity:
+            raise config_mod.ConfigError(
+                f"podsup run: invalid --workers {config.workers}: the open-files limit ({limit}) fits at most "
+                f"{capacity} workers, at 3 descriptors each: raise it (ulimit -n, or the container "
+                "runtime's nofile limit)")
         extensions = build_extensions(config)
     except config_mod.ConfigError as exc:
         return config_mod.print_error(exc)

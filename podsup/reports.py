@@ -7,13 +7,15 @@ unknown) or ``queue <name> <depth>``. The sender is identified by the kernel
 cannot speak for another. Parsing is a pure function; a malformed datagram
 is counted by the loop and otherwise ignored.
 
-Each slot has its own socket (:class:`ReportSockets`), so a report is still
-placed when its sender cannot be looked up any more: a shell worker sends each
-line from a short-lived ``socat``, which its shell has often reaped before
-podsup reads the datagram; the kernel still names the pid, but the process
-(and so its process group, the worker) is gone. Such a report belongs to the
-slot whose socket it was sent to. A sender that can be looked up is placed by
-its process group, whatever socket it used.
+Each worker has its own socket (:class:`ReportSockets`: one per worker
+life, closed when that worker is reaped), so a report is still placed when
+its sender cannot be looked up any more: a shell worker sends each line from a
+short-lived ``socat``, which its shell has often reaped before podsup reads
+the datagram; the kernel still names the pid, but the process (and so its
+process group, the worker) is gone. Such a report belongs to the worker whose
+socket it was sent to — never to that worker's successor in the slot, which
+has a socket of its own. A sender that can be looked up is placed by its
+process group, whatever socket it used.
 """
 from __future__ import annotations
 
@@ -126,8 +128,11 @@ class RollingRate:
 #: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).
 MAX_SOCKET_PATH = 107
 SOCKET_NAME = "report.sock"
-#: The longest socket name :class:`ReportSockets` makes (slot numbers stay below 10,000).
-LONGEST_SLOT_NAME = "9999.sock"
+#: The longest socket name :class:`ReportSockets` makes (a base-36 worker
+#: number: seven digits last for 78 billion spawns).
+LONGEST_WORKER_NAME = "zzzzzzz.sock"
+#: Receive buffer of one worker's report socket.
+RCVBUF_BYTES = 1 << 18
 #: Where the report directory goes when ``$TMPDIR`` is too deep for a socket path.
 FALLBACK_ROOT = "/tmp"
 
@@ -138,7 +143,7 @@ class ReportSocketError(Exception):
 
 def _fits(directory: str) -> bool:
     # the directory podsup makes adds "podsup-report-<pid>-XXXXXXXX"
-    longest = max(SOCKET_NAME, LONGEST_SLOT_NAME, key=len)
+    longest = max(SOCKET_NAME, LONGEST_WORKER_NAME, key=len)
     return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", longest))) <= MAX_SOCKET_PATH
 
 
@@ -181,11 +186,16 @@ class ReportSocket:
         self.directory = make_report_dir() if directory is None else directory
         self.path = os.path.join(self.directory, name)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.sock.bind(self.path)
-        os.chmod(self.path, 0o777)
-        self.sock.setblocking(False)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            # a worker's bursts wait here while the loop is busy (per worker: ~300 datagrams)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+            self.sock.bind(self.path)
+            os.chmod(self.path, 0o777)
+            self.sock.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -216,39 +226,35 @@ class ReportSocket:
                 pass
 
 
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
 class ReportSockets:
-    """One report socket per slot, in one private directory: ``PODSUP_REPORT``
-    of slot N is ``<dir>/N.sock`` (short: a socket path has at most 107
-    bytes). A socket is opened when its slot first spawns and closed when the
-    slot is gone with its last worker (scale down), so descriptors follow the
-    pool's size."""
+    """One report socket per worker life, in one private directory: a worker's
+    ``PODSUP_REPORT`` is ``<dir>/<n>.sock``, n counting spawns in base 36
+    (short: a socket path has at most 107 bytes). The loop opens one before each
+    spawn and closes it when that worker is reaped, so descriptors follow the
+    live workers and two lives of one slot never share a socket."""
 
     def __init__(self, directory: str | None = None) -> None:
         self._own_directory = directory is None
         self.directory = make_report_dir() if directory is None else directory
-        self.sockets: dict[int, ReportSocket] = {}
+        self.opened = 0  #: sockets opened so far (names the next one)
 
-    def path_for(self, slot: int) -> str:
-        return os.path.join(self.directory, f"{slot}.sock")
-
-    def open(self, slot: int) -> tuple[ReportSocket, bool]:
-        """The slot's socket, and whether it was opened just now."""
-        sock = self.sockets.get(slot)
-        if sock is not None:
-            return sock, False
-        sock = self.sockets[slot] = ReportSocket(self.directory, os.path.basename(self.path_for(slot)))
-        return sock, True
-
-    def close_slot(self, slot: int) -> ReportSocket | None:
-        """Close the slot's socket (returned, closed, for its reader to be removed)."""
-        sock = self.sockets.pop(slot, None)
-        if sock is not None:
-            sock.close()
+    def open(self) -> ReportSocket:
+        """A new socket for the worker about to be spawned (OSError, e.g. EMFILE, if it cannot be)."""
+        sock = ReportSocket(self.directory, f"{_base36(self.opened)}.sock")
+        self.opened += 1
         return sock
 
     def close(self) -> None:
-        for slot in list(self.sockets):
-            self.close_slot(slot)
+        """Remove the directory (sockets still open are the loop's to close)."""
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
-

@@ -93,10 +93,11 @@ def fork_call(func: Callable[[], object], env: dict[str, str], stdout_fd: int, s
 
 
 #: Descriptors the master holds per worker: its stdout and stderr pipes and
-#: its slot's report socket; plus a margin for the control socket, HTTP
-#: connections, the selector and the queue probe.
+#: its report socket; plus a margin for the control socket and its
+#: connections (32), HTTP connections (64), the selector, the queue probe and
+#: a replacement started before its predecessor stops.
 FDS_PER_WORKER = 3
-FDS_MARGIN = 256
+FDS_MARGIN = 128
 
 
 def raise_fd_limit(workers: int) -> tuple[int, int]:
@@ -118,4 +119,14 @@ def raise_fd_limit(workers: int) -> tuple[int, int]:
     except (ValueError, OSError):
         return soft, soft
     return soft, new
+
+
+def fd_capacity() -> tuple[int, int]:
+    """(workers the soft RLIMIT_NOFILE fits, that soft limit)."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30, soft
+    return max(0, (soft - FDS_MARGIN) // FDS_PER_WORKER), soft
 

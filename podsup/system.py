@@ -46,6 +46,10 @@ class System:
         """Start ``argv`` in a new process group; return its pid (= pgid)."""
         return spawn.spawn_command(argv, env, stdout_fd, stderr_fd)
 
+    def worker_capacity(self) -> tuple[int, int]:
+        """(workers the open-files limit fits, that limit)."""
+        return spawn.fd_capacity()
+
     def fork_call(self, func: Callable[[], object], env: dict[str, str], stdout_fd: int,
                   stderr_fd: int, keep_fds: frozenset[int]) -> int:
         """Fork a child in a new process group that calls ``func`` (--preload)."""
@@ -101,6 +105,7 @@ class FakeSystem(System):
         self.alive: set[int] = set()
         self.pending: list[ExitStatus] = []
         self.fail_spawn: OSError | None = None
+        self.capacity = (1 << 30, 1 << 30)  #: what worker_capacity() answers
         #: process groups with members besides their (fake) leader
         self.lingering: set[int] = set()
 
@@ -112,6 +117,9 @@ class FakeSystem(System):
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def worker_capacity(self) -> tuple[int, int]:  # noqa: D102
+        return self.capacity
 
     def _new_pid(self, argv: list[str], env: dict[str, str]) -> int:
         if self.fail_spawn is not None:

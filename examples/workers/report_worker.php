@@ -50,7 +50,10 @@ final class PodsupReporter
 $report = new PodsupReporter(getenv('PODSUP_REPORT') ?: null);
 $jobSeconds = (float)(getenv('JOB_SECONDS') ?: 0.2);
 $jobs = (int)(getenv('JOBS') ?: 0);
-$slot = getenv('PODSUP_WORKER_ID') ?: '?';
+$slot = getenv('PODSUP_WORKER_ID');
+if ($slot === false) {
+    $slot = '?';  // not under podsup ("0" is a slot: no ?: here)
+}
 
 fwrite(STDOUT, "php worker $slot (pid " . getmypid() . ") ready\n");
 $report->heartbeat();

@@ -4,6 +4,7 @@ Tests are named after the transitions they check.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -51,6 +52,10 @@ class Pool:
     def pid(self, slot: int) -> int:
         return self.arb.slots[slot].current.pid
 
+    def report_path(self, slot: int) -> str:
+        """PODSUP_REPORT of the slot's current worker."""
+        return self.arb.slots[slot].current.report.path
+
     def state(self, slot: int) -> WorkerState:
         return self.arb.slots[slot].current.state
 
@@ -89,9 +94,9 @@ def test_start_spawns_every_slot_in_starting_with_its_id_count_and_report_path(p
     for _pid, argv, env in pool.fake.spawned:
         assert argv == ["worker"]
         assert env[names.ENV_WORKERS] == "3"
-        assert env[names.ENV_REPORT] == pool.arb.report.path_for(int(env[names.ENV_WORKER_ID]))
-    assert len({env[names.ENV_REPORT] for _pid, _argv, env in pool.fake.spawned}) == 3  # one socket a slot
-    assert all(os.path.exists(pool.arb.report.path_for(s)) for s in range(3))
+        assert env[names.ENV_REPORT] == pool.arb.slots[int(env[names.ENV_WORKER_ID])].current.report.path
+    assert len({env[names.ENV_REPORT] for _pid, _argv, env in pool.fake.spawned}) == 3  # one socket a worker
+    assert all(os.path.exists(pool.report_path(s)) for s in range(3))
     assert all(pool.state(s) is WorkerState.STARTING for s in range(3))
 
 
@@ -189,7 +194,7 @@ def test_report_over_the_real_socket_is_attributed_by_kernel_credentials(pools):
     # by the socket: sent to slot 1's socket, it still counts for slot 0
     pool = pools(workers=2, first_pid=os.getpid())
     assert pool.pid(0) == os.getpid()
-    reporter = client.Reporter(pool.arb.report.path_for(1))
+    reporter = client.Reporter(pool.report_path(1))
     assert reporter.busy()
 
     def busy() -> bool:
@@ -617,7 +622,7 @@ def test_a_report_from_a_workers_child_is_attributed_to_the_worker_by_process_gr
         pool = pools(workers=2, first_pid=leader.pid)
         # start the reporting child inside the leader's group; it sends to slot 1's
         # socket, so only its process group can say it is slot 0's
-        child = subprocess.Popen([sys.executable, "-c", CHILD_REPORTS, pool.arb.report.path_for(1)],
+        child = subprocess.Popen([sys.executable, "-c", CHILD_REPORTS, pool.report_path(1)],
                                  stdin=subprocess.PIPE, process_group=leader.pid)
 
         def busy() -> bool:
@@ -634,33 +639,116 @@ def test_a_report_from_a_workers_child_is_attributed_to_the_worker_by_process_gr
 SEND_AND_EXIT = "import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(sys.argv[2].encode(), sys.argv[1])"
 
 
-def test_a_report_from_a_sender_already_gone_counts_for_the_slot_of_its_socket(pools):
+def sockets(pool) -> list[str]:
+    return sorted(f for f in os.listdir(pool.arb.reports.directory) if f.endswith(".sock"))
+
+
+def send_and_exit(path: str, line: str) -> None:
+    """A sender that is gone, and reaped, before podsup reads its datagram."""
+    subprocess.run([sys.executable, "-c", SEND_AND_EXIT, path, line], check=True, timeout=30)
+
+
+def test_a_report_from_a_sender_already_gone_counts_for_the_worker_of_its_socket(pools):
     # a shell worker's `socat` has exited (and been reaped) before podsup reads its
-    # datagram: the kernel names a pid that no longer exists, the socket names the slot
+    # datagram: the kernel names a pid that no longer exists, the socket names the worker
     pool = pools(workers=2, first_pid=4_000_000)
     for line in ("busy", "done 0.5"):
-        subprocess.run([sys.executable, "-c", SEND_AND_EXIT, pool.arb.report.path_for(1), line],
-                       check=True, timeout=30)
+        send_and_exit(pool.report_path(1), line)
     wait_for(lambda: pool.step() or pool.arb.slots[1].current.requests == 1, 10,
              message="both reports placed in slot 1")
     assert pool.state(1) is WorkerState.IDLE
     assert pool.state(0) is WorkerState.STARTING and pool.arb.slots[0].current.requests == 0
 
 
-def test_a_scaled_away_slot_keeps_its_socket_until_its_last_worker_exits(pools):
+def test_a_retiring_workers_late_reports_never_count_for_its_successor(pools):
+    # reload: the old worker finishes its last jobs (from short-lived senders)
+    # while its successor, in the same slot, has not reported anything yet
+    pool = pools(workers=1, first_pid=4_000_000)
+    old = pool.arb.slots[0].current
+    old_path = old.report.path
+    pool.run(commands.Reload())
+    new = pool.arb.slots[0].current
+    assert new is not old and old.retiring and new.report.path != old_path
+    for _ in range(3):
+        send_and_exit(old_path, "done 0.1")
+    wait_for(lambda: pool.step() or old.requests == 3, 10, message="the old worker's 3 done reports")
+    assert new.requests == 0 and new.state is WorkerState.STARTING  # not brought up by its predecessor
+
+
+def test_a_workers_socket_lives_as_long_as_the_worker(pools):
     pool = pools(workers=2)
-    leaving = pool.pid(1)
-    path = pool.arb.report.path_for(1)
+    leaving = pool.arb.slots[1].current
+    path = leaving.report.path
     pool.run(commands.Scale(absolute=1))
     assert os.path.exists(path)  # the retiring worker may still report while it stops
-    pool.arb.handle_report(None, b"done 0.1", 1)
-    assert pool.arb.workers[leaving].requests == 1
-    pool.fake.exit(leaving, code=0)
+    pool.arb.handle_report(None, b"done 0.1", leaving)
+    assert leaving.requests == 1
+    pool.fake.exit(leaving.pid, code=0)
     pool.step()
-    assert not os.path.exists(path) and 1 not in pool.arb.report.sockets
+    assert not os.path.exists(path) and leaving.report is None
     pool.run(commands.Scale(absolute=2))
-    assert os.path.exists(path)  # a new worker in the slot: a new socket
-    assert pool.arb.report.sockets[0].path == pool.arb.report.path_for(0)
+    assert os.path.exists(pool.report_path(1)) and pool.report_path(1) != path  # a new worker: a new socket
+    pool.close()
+    assert not os.path.exists(pool.arb.reports.directory)
+
+
+def test_a_slot_scaled_away_while_waiting_for_its_respawn_leaves_no_socket(pools):
+    pool = pools(workers=2, backoff_max=30.0)
+    for _ in range(2):  # the first respawn is immediate, the second waits
+        pool.fake.exit(pool.pid(1), code=1)
+        pool.step()
+    assert pool.arb.slots[1].current is None and pool.arb.slots[1].respawn_at is not None
+    pool.run(commands.Scale(absolute=1))
+    assert sockets(pool) == [os.path.basename(pool.report_path(0))]
+
+
+def test_a_spawn_that_runs_out_of_descriptors_is_a_failed_start_not_a_crash_of_podsup(pools, monkeypatch):
+    pool = pools(workers=1)
+    real_pipe = os.pipe
+    calls = []
+
+    def pipe():  # each new worker's first pipe opens, its second finds the table full
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_pipe()
+    monkeypatch.setattr(os, "pipe", pipe)
+    before = set(os.listdir("/proc/self/fd"))
+    result = pool.run(commands.Scale(absolute=2)).result(0)
+    assert result["desired"] == 2 and pool.arb.slots[1].current is None
+    assert "cannot start worker" in pool.log() and "Too many open files" in pool.log()
+    assert pool.arb.slots[1].respawn_at is not None  # retried with backoff, like a failed exec
+    assert set(os.listdir("/proc/self/fd")) <= before  # the first pipe and the socket were closed
+    assert sockets(pool) == [os.path.basename(pool.report_path(0))]
+    monkeypatch.setattr(os, "pipe", real_pipe)
+    pool.advance(60)
+    assert pool.arb.slots[1].current is not None
+
+
+def test_scale_beyond_what_the_open_files_limit_fits_is_refused(pools):
+    pool = pools(workers=2)
+    pool.fake.capacity = (3, 137)
+    with pytest.raises(ValueError, match=r"at most 3 here \(got 4\): the open-files limit \(137\)"):
+        pool.run(commands.Scale(absolute=4)).result(0)
+    assert pool.arb.desired == 2
+    assert pool.run(commands.Scale(absolute=3)).result(0)["desired"] == 3
+    pool.arb._dispatch_signal(signal.SIGTTIN)
+    assert pool.arb.desired == 3 and "SIGTTIN ignored: at the maximum" in pool.log()
+    pool.fake.capacity = (1, 137)
+    assert pool.run(commands.Scale(absolute=2)).result(0)["desired"] == 2  # going down is always allowed
+
+
+def test_job_mode_reload_goes_on_when_a_new_worker_is_done_and_stops_its_predecessor(pools):
+    pool = pools(workers=2, normal_exit_codes=frozenset({0}))
+    old0, old1 = pool.pid(0), pool.pid(1)
+    pool.run(commands.Reload())
+    new0 = pool.pid(0)
+    pool.fake.exit(new0, code=0)  # the new slot-0 worker did its job at once
+    pool.step()
+    assert pool.arb.slots[0].done
+    assert pool.arb.workers[old0].state is WorkerState.STOPPING  # no successor left to wait for
+    assert pool.arb.slots[1].current.pid != old1  # the reload moved on to slot 1
+    assert pool.arb.workers[old1].retiring
 
 
 def test_snapshot_measures_rss_with_psutil_unless_told_not_to(pools):
@@ -675,7 +763,7 @@ def test_a_workers_last_reports_are_read_before_its_exit_is_handled(pools):
     recorder = Recording()
     pool = pools(workers=1, first_pid=os.getpid(), extensions=[recorder])
     me = pool.pid(0)
-    reporter = client.Reporter(pool.arb.report.path_for(0))
+    reporter = client.Reporter(pool.report_path(0))
     assert reporter.done(0.25)
     reporter.close()
     pool.fake.alive.discard(me)
