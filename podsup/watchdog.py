@@ -216,13 +216,10 @@ class WatchdogExtension(Extension):
                     self.on_slow()
 
     def _watch_for(self, slot: int, pid: int) -> WorkerWatch | None:
-        """The record of the reporting process; a report sent by a helper child
-        (a shell worker's ``socat``) counts for the slot's newest worker."""
-        watch = self.watches.get(pid)
-        if watch is None:
-            in_slot = [w for w in self.watches.values() if w.slot == slot]
-            watch = max(in_slot, key=lambda w: w.started) if in_slot else None
-        return watch
+        """The record of the worker the report counts for: the loop has already
+        placed it (by the sender's process group, else by the worker socket it
+        came in on), so ``pid`` is that worker's, never a helper's."""
+        return self.watches.get(pid)
 
     def tick(self, now: float) -> None:
         if self.arbiter is None:

@@ -113,11 +113,15 @@ def test_extension_tracks_reports_and_submits_each_recycle_once(caplog):
     assert 12 not in ext.watches
 
 
-def test_report_from_a_helper_child_counts_for_the_slot():
-    ext = WatchdogExtension(Limits(max_requests=1), clock=lambda: 0.0)
+def test_a_report_counts_for_the_worker_the_loop_placed_it_on_only():
+    # the loop resolves helpers (socat) to their worker before calling on_report;
+    # two lives of one slot (a reload) are never mixed up here
+    ext = WatchdogExtension(Limits(max_requests=5), clock=lambda: 0.0)
     ext.on_spawn(4, 40)
-    ext.on_report(4, 4000, Report("done", seconds=0.0))   # sent by e.g. socat, a child of the worker
-    assert ext.watches[40].requests == 1
+    ext.on_spawn(4, 41)  # the successor in slot 4
+    ext.on_report(4, 40, Report("done", seconds=0.0))
+    ext.on_report(4, 4000, Report("done", seconds=0.0))  # no such worker: nobody's budget
+    assert ext.watches[40].requests == 1 and ext.watches[41].requests == 0
 
 
 def test_tree_rss_counts_children():
