@@ -130,6 +130,10 @@ class Arbiter:
         self.draining = False
         self.stopping = False
         self.drain_signal_at: float | None = None
+        self.drain_why: str | None = None
+        #: SIGTERMs received: the second one makes a graceful stop fast (a
+        #: drain asked for over the control socket is not a SIGTERM)
+        self.sigterms = 0
         self.killed_any = False
         #: pgid -> SIGKILL deadline: groups of stopped workers whose leader has
         #: exited while other members still run (they share its grace period)
@@ -217,7 +221,7 @@ class Arbiter:
                 state=self.pool_state, desired=self.desired, running=running, ready=ready,
                 healthy=healthy, draining=self.draining or self.stopping, crash_loop=self.crash_loop,
                 exits=dict(self.exits), restarts=dict(self.restarts), queues=self._fresh_queues(now),
-                malformed_reports=self.malformed_reports,
+                malformed_reports=self.malformed_reports, lingering=len(self.lingering),
             )
         workers = []
         usage = self._usage([r["pid"] for r in raw if r["pid"]]) if measure else {}
@@ -510,11 +514,14 @@ class Arbiter:
         fields = dict(slot=worker.slot, pid=worker.pid, status=description, uptime=f"{uptime:.2f}s")
         if requested or self.draining or self.stopping or (slot is not None and slot.current is not None):
             self.log.info("worker stopped", **fields, killed=worker.killed or None)
-            if worker.state is WorkerState.STOPPING and self.system.group_alive(worker.pid):
-                deadline = now if worker.killed else (worker.stop_deadline or now)
-                self.lingering[worker.pid] = deadline
-                self.log.info("worker's process group still has members: waiting for them",
-                              slot=worker.slot, pgid=worker.pid)
+            if worker.state is WorkerState.STOPPING:
+                if self.system.group_alive(worker.pid):
+                    deadline = now if worker.killed else (worker.stop_deadline or now)
+                    self.lingering[worker.pid] = deadline
+                    self.log.info("worker's process group still has members: waiting for them",
+                                  slot=worker.slot, pgid=worker.pid)
+            else:  # it ended by itself (during a drain, or replaced): what it left is stopped too
+                self._stop_leftovers(worker, now)
             return
         self._stop_leftovers(worker, now)
         if policy.is_done(status.code, self.config.normal_exit_codes):
@@ -587,7 +594,7 @@ class Arbiter:
             if slot.respawn_at is not None and now >= slot.respawn_at and slot.current is None:
                 self._respawn(slot, slot.restart_reason)
         self._advance_reload()
-        if self.slots and all(s.done for s in self.slots.values()) and not self.workers:
+        if self.slots and all(s.done for s in self.slots.values()) and not self.workers and not self.lingering:
             self.log.info("all workers done (normal exit codes): exiting")
             self.exit_code = EXIT_OK
 
@@ -651,6 +658,10 @@ class Arbiter:
         if isinstance(command, commands.FastStop):
             self._fast_stop("command")
             return {"stopping": True}
+        if isinstance(command, commands.Drain) and self.draining and not self.stopping:
+            # a second drain (concurrent preStop calls, SIGTERM came first): the same answer
+            return {"draining": True, "already": True, "drain_delay": self.config.drain_delay,
+                    "graceful_timeout": self.config.graceful_timeout}
         if self.draining or self.stopping:
             raise RuntimeError("podsup is draining: only a fast stop is accepted")
         if isinstance(command, commands.Scale):
@@ -689,9 +700,11 @@ class Arbiter:
         return {"desired": target, "previous": previous}
 
     def _reload(self) -> dict[str, Any]:
+        # every slot again, in order; a slot being replaced now is still waited
+        # for first (a HUP during a reload must not start a second new worker in it)
         self.reload_queue = collections.deque(sorted(self.slots))
-        self.reload_slot = None
-        self.log.info("reload: replacing workers one at a time", workers=len(self.reload_queue))
+        self.log.info("reload: replacing workers one at a time", workers=len(self.reload_queue),
+                      waiting_for_slot=self.reload_slot)
         self._advance_reload()
         return {"reloading": len(self.slots)}
 
@@ -712,6 +725,7 @@ class Arbiter:
         if self.draining or self.stopping:
             return
         self.draining = True
+        self.drain_why = why
         self.reload_queue.clear()
         self.reload_slot = None
         for slot in self.slots.values():
@@ -750,9 +764,13 @@ class Arbiter:
         if sig == signal.SIGCHLD:
             return  # the loop reaps on every iteration
         if sig == signal.SIGTERM:
-            if self.draining or self.stopping:
+            if self.stopping or self.sigterms:
                 self._fast_stop("second SIGTERM")
+            elif self.draining:  # preStop's `podsup drain`, then the kubelet's SIGTERM: go on draining
+                self.sigterms += 1
+                self.log.info("SIGTERM while draining: the graceful stop goes on", why=self.drain_why)
             else:
+                self.sigterms += 1
                 self._drain(name)
         elif sig in (signal.SIGINT, signal.SIGQUIT):
             self._fast_stop(name)

@@ -53,6 +53,7 @@ class PoolSnapshot:
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     queues: dict[str, float] = dataclasses.field(default_factory=dict)
     malformed_reports: int = 0   #: report datagrams that were not protocol lines
+    lingering: int = 0           #: process groups of exited workers whose other members still run
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -52,6 +52,10 @@ def fork_call(func: Callable[[], object], env: dict[str, str], stdout_fd: int, s
             pass
     pid = os.fork()
     if pid:
+        try:  # as shells do: the group exists from here on, whoever runs first
+            os.setpgid(pid, pid)
+        except OSError:  # the child got there first, or is already gone
+            pass
         return pid
     code = 1
     try:

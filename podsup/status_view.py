@@ -108,6 +108,8 @@ def render_table(status: dict[str, Any]) -> str:
     restarts = status.get("restarts") or {}
     if restarts:
         header.append(f"restarts: {format_exits(restarts)}")
+    if status.get("lingering"):
+        header.append(f"finishing: {status['lingering']} process group(s) of stopped workers still running")
     if queues:
         header.append("queues: " + ", ".join(f"{k}={v:g}" for k, v in sorted(queues.items())))
     rows = [worker_row(w) for w in sorted(status.get("workers") or [], key=lambda w: w.get("id", 0))]

@@ -155,7 +155,8 @@ def reload_main(argv: list[str]) -> int:
 
 
 def _workers_gone(path: str) -> bool:
-    """True once podsup has no worker process left, or has exited. Only a
+    """True once podsup has no worker process left — nor a process group a
+    stopped worker left still finishing its work — or has exited. Only a
     socket nobody listens on says it exited: a slow answer (a loaded node) or a
     busy refusal says nothing, so the caller polls again, within its deadline."""
     try:
@@ -164,7 +165,7 @@ def _workers_gone(path: str) -> bool:
         return True  # podsup finished its drain and exited
     except ControlError:
         return False
-    return all(w.get("pid") is None for w in status.get("workers") or [])
+    return all(w.get("pid") is None for w in status.get("workers") or []) and not status.get("lingering")
 
 
 def drain_main(argv: list[str]) -> int:
