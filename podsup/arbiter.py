@@ -759,6 +759,11 @@ class Arbiter:
         the interpreter's wakeup fd)."""
         self._signals.append(signum)
 
+    def record_signal(self, signum: int) -> None:
+        """Queue a signal that arrived before the loop's handlers were
+        installed (``podsup run`` start-up); the first iteration acts on it."""
+        self._signals.append(signum)
+
     def _dispatch_signal(self, sig: int) -> None:
         name = policy.signal_name(sig)
         if sig == signal.SIGCHLD:

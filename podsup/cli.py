@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -39,9 +40,24 @@ def _resolve(target: str) -> Callable[[list[str]], int]:
 
 #: Exit code for SIGINT before the pool started (the shell's 128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit code for SIGTERM before the pool started (128 + SIGTERM).
+EXIT_TERMINATED = 143
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while Python is still importing podsup's modules
+        print("podsup: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+        if name in os.environ and not os.environ[name].strip():
+            # set but empty: prometheus-client would write its files into the working
+            # directory; podsup reads it as unset (a private directory), so must the client
+            del os.environ[name]
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
@@ -63,8 +79,8 @@ def load_preload(spec: str) -> Callable[[], object]:
         sys.path.insert(0, os.getcwd())  # like gunicorn: the app is found from where podsup runs
     try:
         module = importlib.import_module(module_name)
-    except KeyboardInterrupt:
-        raise  # Ctrl-C during a slow import: run() ends quietly
+    except (KeyboardInterrupt, _StartupTerminated):
+        raise  # Ctrl-C or SIGTERM during a slow import: run() ends quietly
     except SystemExit as exc:  # the module called sys.exit() at import: nothing to fork from
         raise config_mod.ConfigError(
             f"podsup run: invalid --preload {spec!r}: importing {module_name!r} called sys.exit({exc.code!r})") from None
@@ -79,6 +95,18 @@ def load_preload(spec: str) -> Callable[[], object]:
     return func
 
 
+class _StartupTerminated(Exception):
+    """SIGTERM arrived before the master loop existed."""
+
+
+def _close_quietly(extensions: list) -> None:
+    for ext in extensions:
+        try:
+            ext.close()
+        except Exception:  # noqa: BLE001 - on the way out
+            pass
+
+
 def run(argv: list[str]) -> int:
     """``podsup run [options] -- COMMAND [ARGS...]``."""
     from podsup import spawn
@@ -88,6 +116,13 @@ def run(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else len(argv)]):
         config_mod.build_parser().print_help()
         return 0
+    def term_while_starting(_signum: int, _frame: object) -> None:
+        raise _StartupTerminated()  # nothing runs yet: there is nothing to drain
+
+    # as PID 1 an unhandled SIGTERM would be ignored, elsewhere it would kill podsup
+    # without a word: both wrong while a slow --preload import or a bind is under way
+    signal.signal(signal.SIGTERM, term_while_starting)
+    extensions: list = []
     try:
         config = config_mod.load(argv)
         preload = load_preload(config.preload) if config.preload else None
@@ -100,12 +135,19 @@ def run(argv: list[str]) -> int:
                 f"{capacity} workers, at 3 descriptors each: raise it (ulimit -n, or the container "
                 "runtime's nofile limit)")
         extensions = build_extensions(config)
+        arbiter = Arbiter(config, extensions=extensions, preload=preload, keep_fds=keep_fds)
+        # from here a SIGTERM is the loop's, queued until it installs its own handlers
+        signal.signal(signal.SIGTERM, lambda signum, _frame: arbiter.record_signal(signum))
     except config_mod.ConfigError as exc:
         return config_mod.print_error(exc)
     except KeyboardInterrupt:  # Ctrl-C before anything was started
+        _close_quietly(extensions)
         print("podsup run: interrupted while starting; nothing was started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    arbiter = Arbiter(config, extensions=extensions, preload=preload, keep_fds=keep_fds)
+    except _StartupTerminated:
+        _close_quietly(extensions)
+        print("podsup run: SIGTERM while starting; nothing was started", file=sys.stderr)
+        return EXIT_TERMINATED
     try:
         return arbiter.run()
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled by the loop

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import signal
+import stat
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +26,10 @@ EXIT_USAGE = 2
 #: The most workers one podsup runs (--workers, `podsup scale`, TTIN): beyond
 #: this a typo would fork-bomb the pod and stall the master loop.
 MAX_WORKERS = 1024
+#: The longest duration an option takes (seconds): a year.
+MAX_DURATION = 365 * 24 * 3600.0
+#: The largest byte size an option takes (--max-rss).
+MAX_BYTES = 2**63 - 1
 
 
 class ConfigError(Exception):
@@ -60,6 +65,8 @@ def _duration(positive: bool = False) -> Callable[[Any], float]:
         value = float(match.group(1)) * _DURATION_UNITS[match.group(2) or ""]
         if not math.isfinite(value) or (positive and value <= 0):
             raise ValueError(f"must be {allowed}")
+        if value > MAX_DURATION:  # timers past this overflow the OS's (and are typos anyway)
+            raise ValueError(f"must be {allowed}, at most {int(MAX_DURATION)} (a year)")
         return value
     return parse
 
@@ -75,15 +82,18 @@ def parse_bytes(raw: Any) -> int:
     unit = match.group(2).lower() if match else ""
     if isinstance(raw, bool) or not match or unit not in _SIZE_UNITS:
         raise ValueError("must be bytes >= 0, optionally with a unit (e.g. 268435456, 256Mi, 1G)")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    value = float(match.group(1)) * _SIZE_UNITS[unit]
+    if not math.isfinite(value) or value > MAX_BYTES:
+        raise ValueError(f"must be bytes >= 0, at most {MAX_BYTES} (8 EiB), optionally with a unit (e.g. 256Mi)")
+    return int(value)
 
 
 def parse_signal(raw: Any) -> int:
     """``TERM``, ``SIGTERM``, ``term`` or a number -> signal number."""
     text = str(raw).strip().upper()
     allowed = "must be a signal name such as TERM, INT, QUIT, HUP, USR1, USR2, WINCH or a number"
-    if text.isdigit():
-        number = int(text)
+    if text.isascii() and text.isdigit():
+        number = int(text[:4]) if len(text) <= 4 else -1  # no signal has 5 digits
         if number in {int(s) for s in signal.valid_signals()} and number != signal.SIGSTOP:
             return number
         raise ValueError(allowed)
@@ -101,7 +111,7 @@ def parse_exit_codes(raw: Any) -> frozenset[int]:
     codes = set()
     for item in items:
         text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or int(text) > 255:
+        if isinstance(item, bool) or not (text.isascii() and text.isdigit()) or len(text) > 3 or int(text) > 255:
             raise ValueError("must be a comma-separated list of exit codes 0..255 (e.g. 0 or 0,3)")
         codes.add(int(text))
     return frozenset(codes)
@@ -114,7 +124,7 @@ def parse_http(raw: Any) -> tuple[str, int] | None:
     text = str(raw).strip()
     if text.lower() in ("", "off", "none", "false", "no"):
         return None
-    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", text)
+    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:([0-9]{1,5})", text)
     if not match or int(match.group(2)) > 65535:
         raise ValueError("must be ADDR:PORT with a port 0..65535 (e.g. 0.0.0.0:9090, [::]:9090) or 'off'")
     return match.group(1) or "0.0.0.0", int(match.group(2))
@@ -128,7 +138,9 @@ def default_control_path() -> str:
 def parse_control(raw: Any) -> str | None:
     if raw is False or raw is None:  # YAML reads `control: off` as false
         return None
-    text = str(raw).strip()
+    if not isinstance(raw, str):  # a YAML list or number is no path
+        raise ValueError("must be a Unix socket path shorter than 108 bytes, or 'off'")
+    text = raw.strip()
     if text.lower() in ("", "off", "none", "false", "no"):
         return None
     if "\0" in text or len(os.fsencode(text)) > 107:
@@ -311,11 +323,24 @@ def build_parser(prog: str = "podsup run") -> argparse.ArgumentParser:
 SECRET_OPTIONS = ("queue",)
 
 
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _short_repr(value: Any) -> str:
+    """repr() cut to a readable length (a 5,000-digit value, a YAML alias bomb)."""
+    import reprlib
+
+    shorter = reprlib.Repr()
+    shorter.maxstring = shorter.maxother = 80
+    return shorter.repr(value)
+
+
 def _shown(option: Option, raw: Any) -> str:
     if option.field in SECRET_OPTIONS:
         from podsup.queueprobe import redact_safe
-        return repr(redact_safe(str(raw)))
-    return repr(raw)
+        return _short_repr(redact_safe(str(raw)))
+    return _short_repr(raw)
 
 
 def _validate(option: Option, raw: Any, source: str) -> Any:
@@ -329,12 +354,16 @@ def _load_file(path: str) -> dict[str, Any]:
     import yaml
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block start-up, a directory fails later
+            raise ConfigError(f"podsup run: invalid --config {path!r}: not a regular file")
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise ConfigError(f"podsup run: invalid --config {path!r}: cannot read it ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"podsup run: invalid --config {path!r}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"podsup run: invalid --config {path!r}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -350,13 +379,18 @@ def _load_file(path: str) -> dict[str, Any]:
         if name == "command":
             if isinstance(value, str):
                 value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                                      for v in value):
                 raise ConfigError(f"podsup run: invalid 'command' in {path}: must be a list of strings")
             values["command"] = [str(v) for v in value]
         elif name in OPTIONS_BY_NAME and name != "config":
+            if not _is_scalar(value) and not (name == "normal-exit-codes" and isinstance(value, list)
+                                              and all(_is_scalar(v) for v in value)):
+                raise ConfigError(f"podsup run: invalid {name!r} in {path}: must be a single value, "
+                                  f"not a {type(value).__name__}")
             values[name] = "" if value is None else value
         else:
-            raise ConfigError(f"podsup run: unknown key {key!r} in {path} (allowed: {', '.join(allowed)})")
+            raise ConfigError(f"podsup run: unknown key {_short_repr(key)} in {path} (allowed: {', '.join(allowed)})")
     return values
 
 

@@ -99,9 +99,10 @@ def build_extensions(config: "Config") -> list[Any]:
         if config.http is not None:
             try:
                 extensions.append(HttpExtension(config.http, metrics.registry, health))
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # TypeError/UnicodeError: a host IDNA cannot encode
                 host, port = config.http
-                raise ConfigError(f"podsup run: invalid --http {host}:{port}: cannot listen: {exc.strerror or exc}") from None
+                reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+                raise ConfigError(f"podsup run: invalid --http {host}:{port}: cannot listen: {reason}") from None
         if config.control is not None:
             try:
                 extensions.append(ControlExtension(config.control, on_drain=health.set_draining,

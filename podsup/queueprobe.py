@@ -25,6 +25,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from podsup.eventlog import EventLog, StdLog
+from podsup.reports import MAX_QUEUE_NAME
 
 #: scheme → (query parameter naming the queue, Python module, extra)
 SCHEMES = {
@@ -92,14 +93,35 @@ def parse_queue_url(url: str) -> QueueTarget:
     if len(names) != 1 or not names[0]:
         raise QueueConfigError(f"--queue {redact(url)}: needs exactly one ?{param}=NAME")
     name = names[0]
+    if len(name) > MAX_QUEUE_NAME or not name.isprintable() or not _encodable(name):
+        # the name is a label value of podsup_queue_depth: printable UTF-8, bounded
+        raise QueueConfigError(f"--queue {redact(url)}: ?{param}= must be printable UTF-8 text of at most "
+                               f"{MAX_QUEUE_NAME} characters")
     if scheme.startswith("redis"):
         db = parts.path.strip("/")
-        if db and not db.isdigit():
+        if db and not (db.isascii() and db.isdigit()):
             raise QueueConfigError(f"--queue {redact(url)}: the path must be a database number (got {db!r})")
     rest = urllib.parse.urlencode(query, doseq=True)
     broker_url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
     secrets = tuple(s for s in (parts.password, urllib.parse.unquote(parts.password or "")) if s)
     return QueueTarget(scheme=scheme, name=name, broker_url=broker_url, display=redact(url), secrets=secrets)
+
+
+def _option_error(exc: Exception) -> str:
+    """redis-py's complaint about a URL option, in the user's terms."""
+    import re
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", text)
+    return f"unknown option {unknown.group(1)!r} in the URL" if unknown else text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte in the command line
+        return False
+    return True
 
 
 def redact_safe(url: str) -> str:
@@ -127,8 +149,13 @@ class RedisProbe:
     def __init__(self, target: QueueTarget, timeout: float = PROBE_TIMEOUT):
         redis = require_library(target)
         self.target = target
-        self.client = redis.Redis.from_url(target.broker_url, socket_timeout=timeout,
-                                           socket_connect_timeout=timeout, retry_on_timeout=False)
+        try:
+            self.client = redis.Redis.from_url(target.broker_url, socket_timeout=timeout,
+                                               socket_connect_timeout=timeout, retry_on_timeout=False)
+            pool = self.client.connection_pool
+            pool.connection_class(**pool.connection_kwargs)  # an unknown option fails here, not at every probe
+        except (ValueError, TypeError) as exc:
+            raise QueueConfigError(f"--queue {target.display}: {_option_error(exc)}") from None
 
     def depth(self) -> float:
         return float(self.client.llen(self.target.name))
@@ -148,6 +175,10 @@ class AmqpProbe:
         self.timeout = timeout
         self._conn: Any = None
         self._channel: Any = None
+        try:
+            self.pika.URLParameters(target.broker_url)  # a bad option fails here, not at every probe
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise QueueConfigError(f"--queue {target.display}: {str(exc).splitlines()[0]}") from None
 
     def _open(self) -> Any:
         params = self.pika.URLParameters(self.target.broker_url)

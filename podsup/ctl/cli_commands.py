@@ -79,14 +79,24 @@ def _stdout_closed() -> None:
         pass  # stdout is not a real file: nothing will be flushed to a pipe
 
 
+def _printable(text: str) -> str:
+    """One line, no terminal escapes: an error text comes from the other end of a socket."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _run(call: Callable[[], int]) -> int:
     try:
         return call()
     except ControlError as exc:
-        print(f"podsup: {exc}", file=sys.stderr)
+        print(f"podsup: {_printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        # a well-framed answer podsup would never give: whatever listens there is not podsup
+        print(f"podsup: unexpected answer on the control socket (is it podsup's?): "
+              f"{type(exc).__name__}: {_printable(str(exc))[:200]}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # like `yes | head`: the reader has all it wanted, which is not an error
         _stdout_closed()

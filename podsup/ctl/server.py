@@ -49,8 +49,12 @@ def _remove_stale(path: str) -> None:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
-    except OSError:
+    except ConnectionRefusedError:
         os.unlink(path)  # nobody listens: a leftover of a dead podsup
+    except BlockingIOError:  # a live listener whose backlog is full
+        raise OSError(f"another program is listening on {path}") from None
+    except OSError as exc:  # e.g. a datagram socket (EPROTOTYPE): someone else's, alive
+        raise OSError(f"{path} is another program's socket ({exc.strerror or exc})") from None
     else:
         raise OSError(f"another podsup is listening on {path}")
     finally:
@@ -75,6 +79,11 @@ class ControlServer:
         self._failing: str | None = None  # the failure of the current streak, logged once
 
     def start(self) -> None:
+        """Bind (OSError if the socket cannot be made) and serve."""
+        self.bind()
+        self.serve()
+
+    def bind(self) -> None:
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
         _remove_stale(self.path)
@@ -89,6 +98,10 @@ class ControlServer:
         # backlog; a full backlog fails a Unix-socket connect at once (EAGAIN)
         sock.listen(LISTEN_BACKLOG)
         self._sock = sock
+
+    def serve(self) -> None:
+        assert self._sock is not None, "bind() first"
+        sock = self._sock
         self._thread = threading.Thread(target=self._accept_loop, args=(sock,), name="podsup-control",
                                         daemon=True)
         self._thread.start()
@@ -216,14 +229,21 @@ class ControlExtension(Extension):
         self.on_drain = on_drain
         self.drain_budget = drain_budget
         self.probed_queues = probed_queues
-        self.server: ControlServer | None = None
-        _remove_stale(path)  # refuse at start if another podsup listens here
+        # bound now, before any worker starts: a path that cannot be a socket (or is
+        # someone else's live one) stops `podsup run` with one line (OSError)
+        self.server: ControlServer | None = ControlServer(path, None)  # type: ignore[arg-type]
+        try:
+            self.server.bind()
+        except BaseException:
+            self.server = None
+            raise
 
     def attach(self, arbiter) -> None:
-        handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget,
-                            probed_queues=self.probed_queues)
-        self.server = ControlServer(self.path, handlers, log=getattr(arbiter, "log", None))
-        self.server.start()
+        assert self.server is not None
+        self.server.handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget,
+                                        probed_queues=self.probed_queues)
+        self.server.log = getattr(arbiter, "log", None) or self.server.log
+        self.server.serve()
 
     def close(self) -> None:
         if self.server is not None:
