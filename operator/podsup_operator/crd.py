@@ -12,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from podsup import names
+from podsup.config import MAX_DURATION
+
+#: The longest duration podsup run takes (podsup.config.MAX_DURATION), in whole seconds.
+YEAR = int(MAX_DURATION)
 
 # Defaults shared by the schema and the builders (a manifest rendered offline
 # and one read back from the API server must produce the same children).
@@ -108,17 +112,17 @@ SUPERVISOR = obj(
         "backoffMaxSeconds": integer("Upper bound of the respawn backoff (--backoff-max).", 1, 3600),
         "crashloopThreshold": integer("Crashes within crashloopIntervalSeconds that make the pod unhealthy "
                                       "(--crashloop-threshold).", 1),
-        "crashloopIntervalSeconds": integer("Window of crashloopThreshold (--crashloop-interval).", 1),
+        "crashloopIntervalSeconds": integer("Window of crashloopThreshold (--crashloop-interval).", 1, YEAR),
         "maxRequests": integer("Recycle a worker after this many requests (--max-requests).", 1),
         "maxRequestsJitter": integer("Random extra requests before recycling, to avoid all workers recycling "
                                      "together (--max-requests-jitter).", 0),
-        "maxLifetimeSeconds": integer("Recycle a worker after this many seconds (--max-lifetime).", 1),
+        "maxLifetimeSeconds": integer("Recycle a worker after this many seconds (--max-lifetime).", 1, YEAR),
         "maxRss": string("Recycle a worker whose RSS exceeds this quantity, e.g. 256Mi (--max-rss).",
                          pattern=QUANTITY_PATTERN),
         "heartbeatTimeoutSeconds": integer("Kill a worker silent for this long; only for workers that send "
-                                           "heartbeats (--heartbeat-timeout).", 1),
-        "requestTimeoutSeconds": integer("Kill a worker busy longer than this (--request-timeout).", 1),
-        "slowRequestSeconds": integer("Log requests slower than this (--slow-request).", 1),
+                                           "heartbeats (--heartbeat-timeout).", 1, YEAR),
+        "requestTimeoutSeconds": integer("Kill a worker busy longer than this (--request-timeout).", 1, YEAR),
+        "slowRequestSeconds": integer("Log requests slower than this (--slow-request).", 1, YEAR),
         "minReady": integer("Running workers needed for the pod to be ready (--min-ready); at most processes.", 0),
         "logFormat": string("Log format of podsup (--log-format).", enum=["text", "json"]),
         "metricsPort": integer("Port of podsup's /metrics, /healthz and /readyz (--http 0.0.0.0:PORT).",

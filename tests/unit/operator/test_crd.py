@@ -194,3 +194,14 @@ def test_examples_validate_against_the_crd_schema(path):
 def test_there_are_the_three_examples():
     assert {p.name for p in EXAMPLES} >= {"python-queue-worker.yaml", "php-socket-server.yaml",
                                           "queue-autoscaled.yaml"}
+
+
+def test_every_supervisor_duration_is_bounded_by_what_podsup_run_accepts():
+    # a WorkerPool the API server takes must never make `podsup run` exit 2 in the pod
+    from podsup.config import MAX_DURATION
+
+    supervisor = workerpool_schema()["properties"]["spec"]["properties"]["supervisor"]["properties"]
+    durations = {name: field for name, field in supervisor.items() if name.endswith("Seconds")}
+    assert len(durations) >= 7
+    for name, field in durations.items():
+        assert field.get("maximum") is not None and field["maximum"] <= MAX_DURATION, name
