@@ -420,7 +420,10 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
         else:
             values[option.field] = option.default() if callable(option.default) else option.default
     values["config"] = config_path
-    if not command and "command" in from_file:
+    preload_from_file = "preload" not in parsed and OPTIONS_BY_NAME["preload"].env not in environ
+    if not command and "command" in from_file and (values["preload"] is None or preload_from_file):
+        # the file's command, unless a flag (or env) --preload says how workers start:
+        # flags win over the file, for the worker as for every option
         command = from_file["command"]
 
     if command and values["preload"]:

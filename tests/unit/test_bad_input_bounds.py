@@ -91,3 +91,12 @@ def test_a_bad_amqp_url_option_fails_at_start():
 def test_a_queue_name_that_cannot_be_a_label_value_is_refused(name):
     with pytest.raises(QueueConfigError, match="printable UTF-8"):
         parse_queue_url(f"redis://127.0.0.1:6379/0?list={name}")
+
+
+def test_a_preload_flag_wins_over_the_config_files_command(tmp_path):
+    path = write(tmp_path, "command: [php, worker.php]\n")
+    c = cfg(["--config", path, "--preload", "app:main"])
+    assert c.preload == "app:main" and not c.command
+    assert list(cfg(["--config", path]).command) == ["php", "worker.php"]  # without the flag: the file's
+    with pytest.raises(ConfigError, match="not both"):  # both in the file: still ambiguous
+        cfg(["--config", write(tmp_path, "command: [php, w.php]\npreload: app:main\n")])
