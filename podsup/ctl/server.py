@@ -32,9 +32,9 @@ CONNECTION_TIMEOUT = 10.0
 MAX_CONNECTIONS = 32
 #: Largest request frame the server reads (requests are a few dozen bytes).
 MAX_REQUEST = 64 * 1024
-#: Backoff of the accept loop while accepting (or starting a thread) keeps failing.
 #: Pending connections the kernel queues before podsup accepts them.
 LISTEN_BACKLOG = 128
+#: Backoff of the accept loop while accepting (or starting a thread) keeps failing.
 ACCEPT_BACKOFF_MIN = 0.05
 ACCEPT_BACKOFF_MAX = 1.0
 
@@ -91,6 +91,9 @@ class ControlServer:
         old_umask = os.umask(0o177)  # the file is born 0600: no window where others may connect
         try:
             sock.bind(self.path)
+        except BaseException:
+            sock.close()
+            raise
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
