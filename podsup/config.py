@@ -440,15 +440,44 @@ def check_executable(program: str) -> str:
     import shutil
 
     if os.sep in program:
-        if os.path.isfile(program) and os.access(program, os.X_OK):
-            return program
-        found = None
+        found = program if os.path.isfile(program) and os.access(program, os.X_OK) else None
     else:
         found = shutil.which(program)
     if not found:
         raise ConfigError(f"podsup run: COMMAND {program!r} cannot be executed: "
                           "not found or not executable (give a path or a program on PATH)")
+    problem = _unrunnable(found)
+    if problem:
+        raise ConfigError(f"podsup run: COMMAND {program!r} cannot be executed: {problem}")
     return found
+
+
+def _unrunnable(path: str) -> str | None:
+    """Why the kernel would refuse to exec ``path`` every time (so podsup would
+    only crash-loop), or None: an empty file, or a ``#!`` line naming an
+    interpreter that is not there (a PHP script in an image without php)."""
+    import shutil
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return None  # executable but unreadable (mode 711): let exec decide
+    if not head:
+        return "the file is empty"
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return "its #! line names no interpreter"
+    interpreter = os.fsdecode(words[0])
+    if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
+        return f"its #! interpreter {interpreter} does not exist (install it in the image, or fix the #! line)"
+    if os.path.basename(interpreter) == "env" and len(words) > 1 and not words[1].startswith(b"-"):
+        name = os.fsdecode(words[1])
+        if shutil.which(name) is None:
+            return f"its #! line runs '{name}' through env, and {name} is not on PATH"
+    return None
 
 
 def print_error(error: ConfigError) -> int:

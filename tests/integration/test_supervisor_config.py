@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -111,12 +112,32 @@ def test_a_worker_group_left_by_a_crashed_worker_is_stopped(tmp_path):
     wait_for(lambda: not leftovers(), 30, message="no leftover outlives podsup")
 
 
-def test_a_script_whose_interpreter_is_missing_is_named_with_a_hint(tmp_path):
+def test_a_script_whose_interpreter_is_missing_stops_start_up_with_one_line(tmp_path):
     from tests.integration.podsup_process import PodsupProcess
 
     script = tmp_path / "worker.sh"
     script.write_text("#!/nonexistent/interpreter\necho never\n")
     script.chmod(0o755)
     with PodsupProcess(["run", "--workers", "1", "--", str(script)]) as p:
+        assert p.wait_exit(30) == 2  # it could only ever crash-loop
+        err = [t for s, t in p.lines if s == "stderr"]
+    assert len(err) == 1 and "#! interpreter /nonexistent/interpreter does not exist" in err[0], err
+
+
+def test_an_interpreter_gone_after_start_up_is_named_with_a_hint(tmp_path):
+    import shutil
+
+    from tests.integration.podsup_process import PodsupProcess
+
+    interpreter = tmp_path / "mysh"
+    shutil.copy("/bin/sh", interpreter)
+    script = tmp_path / "worker.sh"
+    script.write_text(f"#!{interpreter}\necho started\nexec sleep 300\n")
+    script.chmod(0o755)
+    with PodsupProcess(["run", "--workers", "1", "--", str(script)]) as p:
+        p.wait_for_line(r"^\[worker 0\] started$")
+        interpreter.unlink()  # e.g. a volume unmounted under a running pod
+        pid = int(p.wait_for_line(r"worker started slot=0 pid=(\d+)").group(1))
+        os.kill(pid, signal.SIGKILL)
         line = p.wait_for_line(r".*cannot start worker.*").group(0)
         assert f"command={script}" in line and "#! interpreter" in line and "respawn_in=" in line

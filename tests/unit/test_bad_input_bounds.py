@@ -100,3 +100,29 @@ def test_a_preload_flag_wins_over_the_config_files_command(tmp_path):
     assert list(cfg(["--config", path]).command) == ["php", "worker.php"]  # without the flag: the file's
     with pytest.raises(ConfigError, match="not both"):  # both in the file: still ambiguous
         cfg(["--config", write(tmp_path, "command: [php, w.php]\npreload: app:main\n")])
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"#!\n", "names no interpreter"),
+    (b"#!/nonexistent/php\n<?php\n", "#! interpreter /nonexistent/php does not exist"),
+    (b"#!/usr/bin/env no-such-interpreter-here\n", "runs 'no-such-interpreter-here' through env"),
+])
+def test_a_command_exec_would_always_refuse_is_one_line_at_start(tmp_path, content, message):
+    from podsup.config import check_executable
+
+    script = tmp_path / "worker"
+    script.write_bytes(content)
+    script.chmod(0o755)
+    with pytest.raises(ConfigError, match="cannot be executed") as info:
+        check_executable(str(script))
+    assert message in str(info.value)
+
+
+def test_a_runnable_script_passes_the_start_check(tmp_path):
+    from podsup.config import check_executable
+
+    script = tmp_path / "worker"
+    script.write_bytes(b"#!/usr/bin/env sh\necho ok\n")
+    script.chmod(0o755)
+    assert check_executable(str(script)) == str(script)
