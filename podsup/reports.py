@@ -127,7 +127,6 @@ class RollingRate:
 
 #: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).
 MAX_SOCKET_PATH = 107
-SOCKET_NAME = "report.sock"
 #: The longest socket name :class:`ReportSockets` makes (a base-36 worker
 #: number: seven digits last for 78 billion spawns).
 LONGEST_WORKER_NAME = "zzzzzzz.sock"
@@ -143,8 +142,8 @@ class ReportSocketError(Exception):
 
 def _fits(directory: str) -> bool:
     # the directory podsup makes adds "podsup-report-<pid>-XXXXXXXX"
-    longest = max(SOCKET_NAME, LONGEST_WORKER_NAME, key=len)
-    return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", longest))) <= MAX_SOCKET_PATH
+    return len(os.fsencode(os.path.join(directory, "podsup-report-4194304-xxxxxxxx", LONGEST_WORKER_NAME))) \
+        <= MAX_SOCKET_PATH
 
 
 def report_root(tmpdir: str | None = None) -> str | None:
@@ -178,13 +177,11 @@ def make_report_dir() -> str:
 
 
 class ReportSocket:
-    """One bound datagram socket (``name`` in ``directory``, by default a new
-    private directory, removed with the socket)."""
+    """One bound datagram socket, ``name`` in ``directory`` (its file is
+    removed when it is closed)."""
 
-    def __init__(self, directory: str | None = None, name: str = SOCKET_NAME) -> None:
-        self._own_directory = directory is None
-        self.directory = make_report_dir() if directory is None else directory
-        self.path = os.path.join(self.directory, name)
+    def __init__(self, directory: str, name: str) -> None:
+        self.path = os.path.join(directory, name)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -217,13 +214,10 @@ class ReportSocket:
 
     def close(self) -> None:
         self.sock.close()
-        if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
-        else:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 def _base36(number: int) -> str:

@@ -195,7 +195,9 @@ class WatchdogExtension(Extension):
         self.watches.pop(pid, None)
 
     def on_report(self, slot: int, pid: int, report: Any) -> None:
-        watch = self._watch_for(slot, pid)
+        # the loop has already placed the report (by the sender's process group,
+        # else by the worker socket it came in on): ``pid`` is that worker's
+        watch = self.watches.get(pid)
         if watch is None:
             return
         now = self.clock()
@@ -214,12 +216,6 @@ class WatchdogExtension(Extension):
                                  slow_request=f"{self.limits.slow_request:g}s")
                 if self.on_slow is not None:
                     self.on_slow()
-
-    def _watch_for(self, slot: int, pid: int) -> WorkerWatch | None:
-        """The record of the worker the report counts for: the loop has already
-        placed it (by the sender's process group, else by the worker socket it
-        came in on), so ``pid`` is that worker's, never a helper's."""
-        return self.watches.get(pid)
 
     def tick(self, now: float) -> None:
         if self.arbiter is None:
