@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import psutil
 
 import podsup
-from podsup import commands, names, policy
+from podsup import commands, names, policy, spawn
 from podsup.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.output import LinePump, Log
@@ -392,13 +392,7 @@ class Arbiter:
             for _ in range(2):
                 opened.extend(os.pipe())
         except OSError as exc:
-            for fd in opened:
-                os.close(fd)
-            if report is not None:
-                report.close()
-            self._crashed(slot, uptime=0.0, description="spawn error", reason="exit",
-                          fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
-                          level="error", extra=dict(error=exc.strerror or str(exc)))
+            self._cannot_start(slot, exc, opened, report)
             return None
         out_r, out_w, err_r, err_w = opened
         try:
@@ -408,17 +402,7 @@ class Arbiter:
             else:
                 pid = self.system.spawn(list(self.config.command), env, out_w, err_w)
         except OSError as exc:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            if report is not None:
-                report.close()
-            program = self.config.command[0] if self.config.command else self.config.preload
-            hint = None
-            if isinstance(exc, FileNotFoundError) and program and os.path.exists(str(program)):
-                hint = "the program exists: its #! interpreter (or a library it needs) is missing"
-            self._crashed(slot, uptime=0.0, description="spawn error", reason="exit",
-                          fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
-                          level="error", extra=dict(command=program, error=exc.strerror or str(exc), hint=hint))
+            self._cannot_start(slot, exc, [out_r, err_r], report)
             return None
         finally:
             os.close(out_w)
@@ -437,6 +421,21 @@ class Arbiter:
         for ext in self.extensions:
             self._hook(ext, "on_spawn", slot.id, pid)
         return worker
+
+    def _cannot_start(self, slot: Slot, exc: OSError, fds: list[int], report: ReportSocket | None) -> None:
+        """A spawn failed (EMFILE, exec error): release what was opened for the
+        worker, log why, and schedule a retry with backoff like a crash."""
+        for fd in fds:
+            os.close(fd)
+        if report is not None:
+            report.close()
+        program = self.config.command[0] if self.config.command else self.config.preload
+        hint = None
+        if isinstance(exc, FileNotFoundError) and program and os.path.exists(str(program)):
+            hint = "the program exists: its #! interpreter (or a library it needs) is missing"
+        self._crashed(slot, uptime=0.0, description="spawn error", reason="exit",
+                      fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
+                      level="error", extra=dict(command=program, error=exc.strerror or str(exc), hint=hint))
 
     def _respawn(self, slot: Slot, reason: str) -> Worker | None:
         slot.restarts += 1
@@ -684,8 +683,8 @@ class Arbiter:
         capacity, limit = self.system.worker_capacity()
         if target > previous and target > capacity:
             raise ValueError(f"workers must be at most {capacity} here (got {target}): the open-files "
-                             f"limit ({limit}) fits no more, at 3 descriptors a worker; raise it "
-                             "(ulimit -n, or the container runtime's nofile limit)")
+                             f"limit ({limit}) fits no more, at {spawn.FDS_PER_WORKER} descriptors a worker; "
+                             "raise it (ulimit -n, or the container runtime's nofile limit)")
         self.desired = target
         if target != previous:
             self.log.info("scaling", workers=target, previous=previous)
@@ -752,16 +751,12 @@ class Arbiter:
     def _install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in HANDLED + IGNORED:
-            signal.signal(sig, self._record_signal)
+            signal.signal(sig, self.record_signal)
 
-    def _record_signal(self, signum: int, _frame: Any) -> None:
+    def record_signal(self, signum: int, _frame: Any = None) -> None:
         """Signal handler: record only; the loop acts (the fd write is done by
-        the interpreter's wakeup fd)."""
-        self._signals.append(signum)
-
-    def record_signal(self, signum: int) -> None:
-        """Queue a signal that arrived before the loop's handlers were
-        installed (``podsup run`` start-up); the first iteration acts on it."""
+        the interpreter's wakeup fd). ``podsup run`` installs it for SIGTERM
+        before the loop's own handlers exist too: the first iteration acts."""
         self._signals.append(signum)
 
     def _dispatch_signal(self, sig: int) -> None:

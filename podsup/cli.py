@@ -132,12 +132,12 @@ def run(argv: list[str]) -> int:
         if config.workers > capacity:
             raise config_mod.ConfigError(
                 f"podsup run: invalid --workers {config.workers}: the open-files limit ({limit}) fits at most "
-                f"{capacity} workers, at 3 descriptors each: raise it (ulimit -n, or the container "
-                "runtime's nofile limit)")
+                f"{capacity} workers, at {spawn.FDS_PER_WORKER} descriptors each: raise it (ulimit -n, or the "
+                "container runtime's nofile limit)")
         extensions = build_extensions(config)
         arbiter = Arbiter(config, extensions=extensions, preload=preload, keep_fds=keep_fds)
         # from here a SIGTERM is the loop's, queued until it installs its own handlers
-        signal.signal(signal.SIGTERM, lambda signum, _frame: arbiter.record_signal(signum))
+        signal.signal(signal.SIGTERM, arbiter.record_signal)
     except config_mod.ConfigError as exc:
         return config_mod.print_error(exc)
     except KeyboardInterrupt:  # Ctrl-C before anything was started

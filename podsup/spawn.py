@@ -133,4 +133,3 @@ def fd_capacity() -> tuple[int, int]:
     if soft == resource.RLIM_INFINITY:
         return 1 << 30, soft
     return max(0, (soft - FDS_MARGIN) // FDS_PER_WORKER), soft
-
