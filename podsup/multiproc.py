@@ -56,6 +56,7 @@ import shutil
 import threading
 from typing import Any, Callable, Iterable
 
+import psutil
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
@@ -212,17 +213,7 @@ def drop_dead_gauges(path: str, pid: int) -> int:
 SWEEP_INTERVAL = 30.0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
-def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] = _alive) -> set[int]:
+def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] = psutil.pid_exists) -> set[int]:
     """Pids named by ``*_<pid>.db`` files in ``path`` that no longer exist,
     besides the compacted pid 0 and ``keep`` (podsup's own)."""
     pids: set[int] = set()
