@@ -25,7 +25,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from podsup.eventlog import EventLog, StdLog
-from podsup.reports import MAX_QUEUE_NAME
+from podsup.reports import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)
 SCHEMES = {
@@ -93,7 +93,7 @@ def parse_queue_url(url: str) -> QueueTarget:
     if len(names) != 1 or not names[0]:
         raise QueueConfigError(f"--queue {redact(url)}: needs exactly one ?{param}=NAME")
     name = names[0]
-    if len(name) > MAX_QUEUE_NAME or not name.isprintable() or not _encodable(name):
+    if not is_queue_name(name):
         # the name is a label value of podsup_queue_depth: printable UTF-8, bounded
         raise QueueConfigError(f"--queue {redact(url)}: ?{param}= must be printable UTF-8 text of at most "
                                f"{MAX_QUEUE_NAME} characters")
@@ -114,14 +114,6 @@ def _option_error(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     unknown = re.search(r"unexpected keyword argument '([^']+)'", text)
     return f"unknown option {unknown.group(1)!r} in the URL" if unknown else text
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte in the command line
-        return False
-    return True
 
 
 def redact_safe(url: str) -> str:

@@ -56,6 +56,18 @@ def _number(text: str) -> float:
     return value
 
 
+def is_queue_name(name: str) -> bool:
+    """A queue name becomes a label value of podsup_queue_depth (reported by a
+    worker or named by --queue): printable UTF-8, at most MAX_QUEUE_NAME long."""
+    if len(name) > MAX_QUEUE_NAME or not name.isprintable():
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte in the command line
+        return False
+    return True
+
+
 def parse_report(data: bytes) -> Report:
     """One datagram -> a :class:`Report`, or :class:`MalformedReport`."""
     try:
@@ -72,7 +84,7 @@ def parse_report(data: bytes) -> Report:
         return Report(kind, seconds=_number(args[0]) if args else None)
     if kind == "queue" and len(args) == 2:
         name = args[0]
-        if len(name) > MAX_QUEUE_NAME or not name.isprintable():
+        if not is_queue_name(name):
             raise MalformedReport(f"queue name not printable or over {MAX_QUEUE_NAME} characters")
         return Report(kind, queue=name, depth=_number(args[1]))
     raise MalformedReport(f"bad arguments for {kind!r}: {text[:40]!r}")
