@@ -52,18 +52,39 @@ def _int_min(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     return parse
 
 
-_DURATION_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+#: Duration units: Go's (time.ParseDuration, Kubernetes' metav1.Duration) from
+#: ms up, plus ``d`` (24h) as Prometheus has it. A bare number is seconds.
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ms|s|m|h|d)", re.ASCII)
+_DURATION_RE = re.compile(r"(?:[0-9]*\.?[0-9]+(?:ms|s|m|h|d))+", re.ASCII)
+_NUMBER_RE = re.compile(r"[0-9]*\.?[0-9]+", re.ASCII)
+
+
+def parse_seconds(raw: Any) -> float | None:
+    """``30``, ``1.5``, ``500ms``, ``2m``, ``1h30m``, ``1d`` -> seconds; None if malformed.
+
+    Go's duration syntax (a sequence of number+unit, as ``kubectl --timeout``
+    takes), with ``d`` added; no sign (durations here are never negative) and
+    no ``us``/``ns`` (below what a supervisor's timers resolve)."""
+    if isinstance(raw, bool):
+        return None
+    text = str(raw).strip()
+    if len(text) > 64:  # a duration is short; do not run regexes over pasted megabytes
+        return None
+    if _NUMBER_RE.fullmatch(text):
+        return float(text)
+    if not _DURATION_RE.fullmatch(text):
+        return None
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
 
 
 def _duration(positive: bool = False) -> Callable[[Any], float]:
-    allowed = ("seconds > 0" if positive else "seconds >= 0") + " (e.g. 30, 1.5, 500ms, 2m)"
+    allowed = (("seconds > 0" if positive else "seconds >= 0")
+               + " or a duration with units ms, s, m, h, d (e.g. 30, 1.5, 500ms, 2m, 1h30m, 1d)")
 
     def parse(raw: Any) -> float:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", str(raw))
-        if isinstance(raw, bool) or not match:
-            raise ValueError(f"must be {allowed}")
-        value = float(match.group(1)) * _DURATION_UNITS[match.group(2) or ""]
-        if not math.isfinite(value) or (positive and value <= 0):
+        value = parse_seconds(raw)
+        if value is None or not math.isfinite(value) or (positive and value <= 0):
             raise ValueError(f"must be {allowed}")
         if value > MAX_DURATION:  # timers past this overflow the OS's (and are typos anyway)
             raise ValueError(f"must be {allowed}, at most {int(MAX_DURATION)} (a year)")
@@ -226,8 +247,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("heartbeat-timeout", _duration(), 0.0, "kill a worker that sent heartbeats and then none for this long (0: off)", "S"),
     Option("request-timeout", _duration(), 0.0, "kill a worker busy longer than this (0: off)", "S"),
     Option("slow-request", _duration(), 0.0, "log requests slower than this (0: off)", "S"),
-    Option("http", parse_http, parse_http(names.DEFAULT_HTTP), f"metrics and health endpoint ADDR:PORT, or 'off' (default {names.DEFAULT_HTTP})", "ADDR:PORT"),
-    Option("control", parse_control, lambda: default_control_path(), "Unix control socket path, or 'off' (default $XDG_RUNTIME_DIR/podsup.sock or /tmp/podsup.sock)", "PATH"),
+    Option("http", parse_http, parse_http(names.DEFAULT_HTTP),
+           f"metrics and health endpoint ADDR:PORT, or 'off' (default {names.DEFAULT_HTTP}: every "
+           f"interface, port {names.DEFAULT_HTTP_PORT}, what a pod's probes and Prometheus need; on a "
+           "laptop where something owns that port, e.g. 127.0.0.1:9091). The bound address is "
+           "podsup's first log line", "ADDR:PORT"),
+    Option("control", parse_control, lambda: default_control_path(), "Unix control socket path, or 'off' (default $XDG_RUNTIME_DIR/podsup.sock or /tmp/podsup.sock); "
+           "its directory must exist (missing ones are created only under $XDG_RUNTIME_DIR)", "PATH"),
     Option("queue", parse_queue, None, "queue-depth probe URL: redis://HOST:PORT/DB?list=NAME or amqp://...?queue=NAME", "URL"),
     Option("queue-interval", _duration(positive=True), 5.0, "seconds between queue-depth probes", "S"),
     Option("min-ready", _int_min(0), None, "running workers needed for /readyz (default: all, at least 1; 0: always)", "N"),

@@ -107,9 +107,13 @@ def status_main(argv: list[str]) -> int:
     parser = _parser("status", "Show the pool like Workerman's status.")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     parser.add_argument("--watch", action="store_true", help="refresh until interrupted")
-    parser.add_argument("--interval", type=_interval, default=1.0,
-                        help=f"seconds between refreshes with --watch (> 0, <= {MAX_INTERVAL:g})")
+    parser.add_argument("--interval", type=_interval, default=None,
+                        help=f"seconds between refreshes with --watch (> 0, <= {MAX_INTERVAL:g}; default 1)")
     args = parser.parse_args(argv)
+    if args.interval is None:
+        args.interval = 1.0
+    elif not args.watch:  # a refresh period without refreshes is a mistake, not a no-op
+        parser.error("--interval only applies with --watch")
     path = args.control or default_control_path()
     render = status_view.render_json if args.json else status_view.render_table
 
@@ -138,7 +142,7 @@ def scale_main(argv: list[str]) -> int:
         parser.error(f"unexpected arguments: {' '.join(rest)}")
     try:
         parse_scale(args.value)
-    except CommandError as exc:
+    except CommandError as exc:  # one line: "podsup scale: value must be N ..., +K ... or -K ..."
         parser.error(str(exc))
     path = args.control or default_control_path()
 

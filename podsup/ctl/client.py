@@ -5,7 +5,10 @@ the socket path, which the CLI prints as is.
 """
 from __future__ import annotations
 
+import errno
+import os
 import socket
+import stat
 import time
 from typing import Any
 
@@ -38,6 +41,18 @@ def _connect(sock: socket.socket, path: str, timeout: float) -> None:
             pause = min(pause * 2, 0.2)
 
 
+def _not_a_socket(path: str) -> str | None:
+    """What ``path`` is, if it exists and is not a socket (connect() says
+    "connection refused" for a regular file or a directory too)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "a special file"
+
+
 def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """Send ``message``, return the ``result`` of an ``ok`` answer."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -48,8 +63,14 @@ def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[s
         except FileNotFoundError:
             raise PodsupGone(f"control socket {path}: no such file (is podsup running with --control {path}?)") from None
         except ConnectionRefusedError:
+            what = _not_a_socket(path)
+            if what is not None:
+                raise ControlError(f"control socket {path}: not a socket but {what} (is --control right?)") from None
             raise PodsupGone(f"control socket {path}: connection refused (podsup is not running)") from None
         except OSError as exc:
+            if exc.errno == errno.EPROTOTYPE:  # a datagram socket: some other program's
+                raise ControlError(f"control socket {path}: something else is listening there, not podsup "
+                                   f"({exc.strerror})") from None
             raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
         try:
             try:
@@ -65,7 +86,11 @@ def request(path: str, message: dict[str, Any], timeout: float = 30.0) -> dict[s
                 response = framing.recv_message(sock)
         except socket.timeout:
             raise ControlError(f"control socket {path}: no answer within {timeout:g}s") from None
-        except (OSError, framing.FramingError) as exc:
+        except framing.FramingError as exc:
+            # podsup always answers one well-formed frame (an error frame when busy)
+            raise ControlError(f"control socket {path}: not podsup's answer ({exc}); "
+                               f"is something else listening there?") from None
+        except OSError as exc:
             raise ControlError(f"control socket {path}: {exc}") from None
     finally:
         sock.close()

@@ -36,11 +36,17 @@ class ArbiterLike(Protocol):
 
 
 class CommandError(Exception):
-    """A request the handlers refuse; the message is the one-line reply."""
+    """A request the handlers refuse. The message is one line without the
+    command's name: :meth:`Handlers.handle` replies ``"<command>: <message>"``,
+    and ``podsup scale`` prints it after its own ``podsup scale:`` prefix."""
+
+
+#: The forms ``scale`` takes, named in every refusal of a malformed value.
+SCALE_FORMS = "N (set the count), +K (add K) or -K (remove K), in ASCII digits"
 
 
 def _range_error(what: str) -> CommandError:
-    return CommandError(f"scale: {what}; allowed: 0..{MAX_WORKERS} workers")
+    return CommandError(f"{what}; allowed: 0..{MAX_WORKERS} workers")
 
 
 def parse_scale(value: Any) -> Scale:
@@ -50,14 +56,14 @@ def parse_scale(value: Any) -> Scale:
     lands within it is checked against the pool by :meth:`Handlers.scale`.
     """
     text = str(value).strip() if value is not None else ""
+    shown = text if len(text) <= 20 else text[:17] + "..."
     match = _SCALE_RE.fullmatch(text)
     if not match:
-        raise CommandError(f"scale: value must be N, +K or -K (got {text!r})")
+        raise CommandError(f"value must be {SCALE_FORMS} (got {shown!r})")
     sign, digits = match.groups()
     significant = digits.lstrip("0") or "0"
     # compare lengths first: int() of thousands of digits is slow, then refused
     if len(significant) > len(str(MAX_WORKERS)) or int(significant) > MAX_WORKERS:
-        shown = text if len(text) <= 20 else text[:17] + "..."
         raise _range_error(f"{shown} is out of range")
     number = int(significant)
     if sign == "+":
@@ -103,7 +109,7 @@ class Handlers:
         try:
             return {"ok": True, "result": handler(request)}
         except CommandError as exc:
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": f"{name}: {exc}"}
         except concurrent.futures.TimeoutError:
             return {"ok": False, "error": f"{name}: the master loop did not answer within {self.submit_timeout:g}s"}
         except Exception as exc:  # noqa: BLE001 - the loop refused the command

@@ -39,6 +39,47 @@ ACCEPT_BACKOFF_MIN = 0.05
 ACCEPT_BACKOFF_MAX = 1.0
 
 
+#: How long a start-up probe waits for a live socket's owner to answer as podsup.
+PROBE_TIMEOUT = 3.0
+
+
+def _listener_is_podsup(probe: socket.socket) -> bool:
+    """Ask a live listener for ``status``: only podsup answers with its frame."""
+    try:
+        probe.settimeout(PROBE_TIMEOUT)
+        framing.send_message(probe, {"command": "status"})
+        answer = framing.recv_message(probe, max_size=framing.MAX_FRAME)
+    except (OSError, framing.FramingError):
+        return False
+    return isinstance(answer.get("ok"), bool) and ("result" in answer or "error" in answer)
+
+
+def runtime_dir() -> str | None:
+    """``$XDG_RUNTIME_DIR`` (the user's private runtime directory), if set."""
+    value = os.environ.get("XDG_RUNTIME_DIR", "").strip()
+    return os.path.abspath(value) if value else None
+
+
+def _make_directory(directory: str) -> None:
+    """Make sure the socket's directory exists. Missing directories are created
+    (mode 0700) only inside podsup's runtime directory ``$XDG_RUNTIME_DIR``,
+    where the default socket lives: anywhere else a missing directory is a
+    typo in --control, and creating it would leave a stray tree behind."""
+    if os.path.isdir(directory):
+        return
+    runtime = runtime_dir()
+    target = os.path.abspath(directory)
+    if runtime is None or os.path.commonpath([runtime, target]) != runtime:
+        where = "$XDG_RUNTIME_DIR (not set)" if runtime is None else f"$XDG_RUNTIME_DIR ({runtime})"
+        raise OSError(f"directory {directory} does not exist; create it first "
+                      f"(podsup creates missing directories only under {where})")
+    old_umask = os.umask(0o077)  # intermediate directories are private too (makedirs' mode is the leaf's)
+    try:
+        os.makedirs(target, mode=0o700, exist_ok=True)
+    finally:
+        os.umask(old_umask)
+
+
 def _remove_stale(path: str) -> None:
     try:
         mode = os.lstat(path).st_mode
@@ -56,7 +97,9 @@ def _remove_stale(path: str) -> None:
     except OSError as exc:  # e.g. a datagram socket (EPROTOTYPE): someone else's, alive
         raise OSError(f"{path} is another program's socket ({exc.strerror or exc})") from None
     else:
-        raise OSError(f"another podsup is listening on {path}")
+        if _listener_is_podsup(probe):
+            raise OSError(f"another podsup is listening on {path}")
+        raise OSError(f"another program is listening on {path}, not podsup")
     finally:
         probe.close()
 
@@ -84,8 +127,7 @@ class ControlServer:
         self.serve()
 
     def bind(self) -> None:
-        directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _make_directory(os.path.dirname(self.path) or ".")
         _remove_stale(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the file is born 0600: no window where others may connect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -100,3 +101,49 @@ def test_status_against_a_socket_that_is_not_podsups_is_one_line(tmp_path):
         server.close()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "is it podsup's?" in result.stderr
+
+
+def test_a_control_path_in_a_missing_directory_is_refused_and_nothing_is_created(tmp_path):
+    path = tmp_path / "nonexistent" / "dir" / "x.sock"
+    with PodsupProcess(["run", "--control", str(path), "--", "sleep", "30"], env={"XDG_RUNTIME_DIR": ""}) as p:
+        assert p.wait_exit(30) == 2
+        err = stderr_of(p)
+    assert err == [f"podsup run: invalid --control {path}: directory {path.parent} does not exist; create it "
+                   "first (podsup creates missing directories only under $XDG_RUNTIME_DIR (not set))"], err
+    assert not (tmp_path / "nonexistent").exists()
+    assert not p.matches(r"worker started")
+
+
+def test_another_programs_live_stream_socket_is_not_called_a_podsup(tmp_path):
+    path = str(tmp_path / "other.sock")
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(path)
+    other.listen(4)
+
+    def serve() -> None:  # answers like a line protocol would, not with podsup's frame
+        try:
+            conn, _ = other.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(b"220 hello\r\n")
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with PodsupProcess(["run", "--control", path, "--", "sleep", "30"]) as p:
+            assert p.wait_exit(30) == 2
+            err = stderr_of(p)
+    finally:
+        other.close()
+        thread.join(5)
+    assert err == [f"podsup run: invalid --control {path}: another program is listening on {path}, not podsup"], err
+
+
+def test_the_bound_http_address_is_podsups_first_line():
+    with PodsupProcess(["run", "--http", "0.0.0.0:0", "--workers", "1", "--", "sleep", "30"]) as p:
+        p.wait_for_line(r"worker started slot=0")
+        first = next(text for stream, text in p.lines if stream == "stderr")
+        p.signal(signal.SIGTERM)
+        assert p.wait_exit(30) == 0
+    # every interface, and the port the kernel chose: what a user needs to reach or close it
+    assert re.fullmatch(r"\[podsup\] serving /metrics, /healthz, /readyz address=0\.0\.0\.0:[1-9][0-9]*", first), first

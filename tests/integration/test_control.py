@@ -100,7 +100,9 @@ def test_refusals_are_one_line(tmp_path):
 
     result = podsup_cli("scale", "lots", "--control", missing)
     assert result.returncode == 2
-    assert result.stderr.strip() == "podsup scale: scale: value must be N, +K or -K (got 'lots')"
+    # one line, the command named once, the allowed forms spelled out
+    assert result.stderr.strip() == ("podsup scale: value must be N (set the count), +K (add K) or -K (remove K), "
+                                     "in ASCII digits (got 'lots')")
 
     result = podsup_cli("status", "--interval", "0", "--control", missing)
     assert result.returncode == 2 and "--interval" in result.stderr
@@ -129,10 +131,10 @@ def test_scale_refuses_targets_above_the_maximum_and_non_ascii_digits():
         for value in ("1025", "100000", "+5000"):
             result = podsup_cli("scale", value, "--control", p.control_path)
             assert result.returncode == 2
-            assert _one_line(result) == f"podsup scale: scale: {value} is out of range; allowed: 0..1024 workers"
+            assert _one_line(result) == f"podsup scale: {value} is out of range; allowed: 0..1024 workers"
         for value in ("\u0663", "\uff11\uff12"):
             result = podsup_cli("scale", value, "--control", p.control_path)
-            assert result.returncode == 2 and "value must be N, +K or -K" in _one_line(result)
+            assert result.returncode == 2 and "value must be N (set the count), +K" in _one_line(result)
         # refused by podsup itself (any client, not only the CLI)
         for value in ("1025", "100000", "\u0663", "\uff11\uff12"):
             try:

@@ -56,9 +56,28 @@ def test_stop_signal_names(raw, expected):
     assert cfg(["--stop-signal", raw, "--", "w"]).stop_signal == expected
 
 
-@pytest.mark.parametrize("raw,expected", [("30", 30.0), ("1.5", 1.5), ("500ms", 0.5), ("2m", 120.0)])
+@pytest.mark.parametrize("raw,expected", [
+    ("30", 30.0), ("1.5", 1.5), ("500ms", 0.5), ("2m", 120.0),
+    # Go / Kubernetes duration syntax (kubectl --timeout=1h30m), plus d as in Prometheus
+    ("1h30m", 5400.0), ("2m30s", 150.0), ("1.5h", 5400.0), ("1h0.5m", 3630.0), ("1s500ms", 1.5),
+    ("1d", 86400.0), ("1d12h", 129600.0), ("365d", 365 * 86400.0)])
 def test_durations(raw, expected):
     assert cfg(["--graceful-timeout", raw, "--", "w"]).graceful_timeout == expected
+
+
+@pytest.mark.parametrize("raw", ["1w", "1y", "1h 30m", "-1s", "1us", "h", "1e3", "1:30", "366d", "8761h"])
+def test_a_refused_duration_lists_the_units(raw):
+    with pytest.raises(config.ConfigError) as info:
+        cfg([f"--max-lifetime={raw}", "--", "w"])
+    text = str(info.value)
+    assert "\n" not in text and f"invalid --max-lifetime '{raw}'" in text
+    assert "units ms, s, m, h, d (e.g. 30, 1.5, 500ms, 2m, 1h30m, 1d)" in text
+
+
+def test_http_help_says_what_the_default_binds():
+    help_text = " ".join(config.build_parser().format_help().split())
+    assert "(default 0.0.0.0:9090: every interface, port 9090, what a pod's probes and Prometheus need" in help_text
+    assert "The bound address is podsup's first log line" in help_text
 
 
 def test_http_and_control_can_be_disabled_and_control_follows_xdg_runtime_dir(monkeypatch):
