@@ -5,6 +5,11 @@ Handler modules are imported from HANDLER_MODULES only when ``run`` starts,
 so adding a module (e.g. the metrics API) is a one-line edit, and ``render``
 works without kopf or a cluster. Run options are added in
 ``add_run_arguments`` to keep the parser easy to extend.
+
+Bad input is one line and exit 2, never a traceback: a bad flag (the
+parser's ``error``), a missing operator extra (``pip install
+'podsup[operator]'`` named, whichever module the command reached first), no
+cluster credentials for ``run``, an unreadable manifest for ``render``.
 """
 from __future__ import annotations
 
@@ -19,11 +24,50 @@ from podsup import names
 
 from . import config
 
+#: Exit code of bad input (flags, files, environment), as ``podsup``'s.
+EXIT_USAGE = 2
+
+#: Top-level modules of the ``[operator]`` extra (pyproject.toml): a
+#: ModuleNotFoundError naming one of them means the extra is not installed.
+OPERATOR_EXTRA_MODULES = frozenset({"kopf", "kubernetes", "cryptography", "celpy", "aiohttp", "redis", "pika"})
+INSTALL_HINT = "pip install 'podsup[operator]'"
+
 #: Modules whose import registers kopf handlers for ``run``.
 HANDLER_MODULES = [
     "podsup_operator.handlers",
     "podsup_operator.metrics_api.kopf_handlers",
 ]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2 (no
+    usage dump), as ``podsup``'s parsers do."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def port(text: str) -> int:
+    """A TCP port flag (``--health-port``, ``--metrics-port``,
+    ``--metrics-api-port``): 1..65535, one rule for all of them."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (expected 1..65535)") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535 (got {value})")
+    return value
+
+
+def image(text: str) -> str:
+    """``--operator-image``: a non-empty image reference without whitespace
+    (an empty one would render ``image: ''``, which the API server refuses)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (an image reference, e.g. "
+                                         f"{config.DEFAULT_OPERATOR_IMAGE})")
+    if any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"an image reference has no whitespace: {text!r}")
+    return text
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
@@ -33,19 +77,19 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch all namespaces (the default when no --namespace is given)")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
-    run.add_argument("--operator-image", default=config.default_operator_image(),
+    run.add_argument("--operator-image", type=image, default=config.default_operator_image(),
                      help=f"image of the init container copying podsup into worker pods "
                           f"(env {config.ENV_OPERATOR_IMAGE}; default %(default)s)")
-    run.add_argument("--health-port", type=int, default=names.OPERATOR_HEALTH_PORT,
+    run.add_argument("--health-port", type=port, default=names.OPERATOR_HEALTH_PORT,
                      help="liveness endpoint port (/healthz)")
-    run.add_argument("--metrics-port", type=int, default=names.OPERATOR_METRICS_PORT,
+    run.add_argument("--metrics-port", type=port, default=names.OPERATOR_METRICS_PORT,
                      help="Prometheus /metrics port of the operator")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     # The aggregated external/custom metrics API (issue 6; podsup_operator.metrics_api).
     run.add_argument("--metrics-api", action=argparse.BooleanOptionalAction, default=True,
                      help="serve external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 over HTTPS "
                           "(turn off when KEDA or prometheus-adapter owns those APIs)")
-    run.add_argument("--metrics-api-port", type=int, default=names.METRICS_API_PORT,
+    run.add_argument("--metrics-api-port", type=port, default=names.METRICS_API_PORT,
                      help="HTTPS port of the metrics API (default %(default)s)")
     run.add_argument("--tls-cert-file", help="serving certificate (PEM) of the metrics API; its CA is the "
                                              "APIService caBundle (default: a self-signed one)")
@@ -53,33 +97,35 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="podsup-operator", description="The podsup WorkerPool operator.")
+    parser = _Parser(prog="podsup-operator", description="The podsup WorkerPool operator.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     add_run_arguments(run)
     render = sub.add_parser("render", help="print the children a WorkerPool manifest produces (no cluster)")
     render.add_argument("-f", "--filename", required=True, help="WorkerPool manifest (YAML; - for stdin)")
-    render.add_argument("--operator-image", default=config.default_operator_image())
+    render.add_argument("--operator-image", type=image, default=config.default_operator_image(),
+                        help=f"image of the init container (env {config.ENV_OPERATOR_IMAGE}; default %(default)s)")
     sub.add_parser("crd", help="print the WorkerPool CustomResourceDefinition")
     return parser
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render import RenderError, dump, load_documents, render_children
+    from .render import RenderError, decode, dump, load_documents, render_children
 
+    source = "<stdin>" if args.filename == "-" else args.filename
     try:
         if args.filename == "-":
-            pools = load_documents(sys.stdin, "<stdin>")
+            data = sys.stdin.buffer.read()
         else:
-            with open(args.filename, encoding="utf-8") as stream:
-                pools = load_documents(stream, args.filename)
-        children = render_children(pools, args.operator_image)
+            with open(args.filename, "rb") as stream:
+                data = stream.read()
+        children = render_children(load_documents(decode(data, source), source), args.operator_image)
     except OSError as exc:
-        print(f"error: cannot read {args.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        print(f"error: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     sys.stdout.write(dump(children))
     return 0
 
@@ -127,7 +173,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "render": cmd_render, "crd": cmd_crd}[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in OPERATOR_EXTRA_MODULES:
+            raise  # not the extra: a real bug, keep its traceback
+        print(f"error: podsup-operator {args.command} needs the operator extras (module {exc.name!r} is not "
+              f"installed): {INSTALL_HINT}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -169,9 +169,18 @@ def _program(rule: str) -> Any:
     return env.program(env.compile(rule))
 
 
+def _cel_error(path: str, value: Any, message: str) -> str:
+    """One rule failure as the API server words it, ``PATH: Invalid value:
+    VALUE: MESSAGE`` — except for a rule on the whole object, which the API
+    server prints as ``<nil>: Invalid value: "object": MESSAGE`` (its root
+    path is nil): there the message alone, which names the field itself."""
+    if not path:
+        return message
+    return f"{path}: Invalid value: {_show(value)}: {message}"
+
+
 def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
-    """Rule failures as the API server words them (a root-level rule's path
-    prints as <nil>)."""
+    """Rule failures, worded by :func:`_cel_error`."""
     import celpy
 
     for path, rule, message in cel_rules(schema):
@@ -180,11 +189,11 @@ def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
             try:
                 ok = program.evaluate({"self": celpy.json_to_cel(value)})
             except celpy.CELEvalError as exc:  # a rule that cannot evaluate is a refusal too
-                errors.append(f"{concrete_path or '<nil>'}: Invalid value: {_show(value)}: "
-                              f"rule {rule!r} could not be evaluated: {exc.args[0]}")
+                errors.append(_cel_error(concrete_path, value,
+                                         f"rule {rule!r} could not be evaluated: {exc.args[0]}"))
                 continue
             if isinstance(ok, Exception) or not bool(ok):
-                errors.append(f"{concrete_path or '<nil>'}: Invalid value: {_show(value)}: {message}")
+                errors.append(_cel_error(concrete_path, value, message))
 
 
 def _resolve(obj: Any, path: str) -> list[tuple[str, Any]]:

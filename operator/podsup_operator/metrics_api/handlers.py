@@ -65,14 +65,13 @@ SETTINGS = Settings()
 
 
 def configure(enabled: bool, port: int, cert_file: str | None, key_file: str | None) -> None:
-    """Apply ``podsup-operator run``'s metrics API flags."""
+    """Apply ``podsup-operator run``'s metrics API flags (the port was
+    checked by the parser, as every port flag is: ``cli.port``)."""
     if bool(cert_file) != bool(key_file):
         raise ValueError("--tls-cert-file and --tls-key-file go together")
     for path in (cert_file, key_file):
         if path and not os.path.isfile(path):
             raise ValueError(f"metrics API TLS file {path!r} does not exist")
-    if not 0 < port < 65536:
-        raise ValueError(f"--metrics-api-port must be 1..65535 (got {port})")
     SETTINGS.enabled, SETTINGS.port = enabled, port
     SETTINGS.cert_file, SETTINGS.key_file = cert_file, key_file
 

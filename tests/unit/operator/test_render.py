@@ -104,7 +104,7 @@ def test_render_of_an_invalid_pool_prints_the_schema_messages(tmp_path, capsys):
     path.write_text(yaml.safe_dump(make_pool({"processes": 0, "autoscaling": {"enabled": True}},
                                              defaults=False, name="bad")))
     code, out, err = render(path, capsys)
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert 'The WorkerPool "bad" is invalid:' in err
     assert "spec.processes: Invalid value: 0: spec.processes in body should be greater than or equal to 1" in err
     assert "Traceback" not in err
@@ -115,7 +115,7 @@ def test_render_reports_cel_failures(tmp_path, capsys):
     path.write_text(yaml.safe_dump(make_pool({"autoscaling": {"enabled": True, "maxReplicas": 2}},
                                              defaults=False)))
     code, _, err = render(path, capsys)
-    assert code == 1
+    assert code == 2
     assert "spec.autoscaling: Invalid value: \"object\": autoscaling.targets needs at least one target" in err
 
 
@@ -128,12 +128,60 @@ def test_render_refuses_other_input_clearly(tmp_path, capsys, content, message):
     path = tmp_path / "in.yaml"
     path.write_text(content)
     code, _, err = render(path, capsys)
-    assert code == 1 and message in err and "Traceback" not in err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
 
 
 def test_render_missing_file(tmp_path, capsys):
     code, _, err = render(tmp_path / "nope.yaml", capsys)
-    assert code == 1 and "cannot read" in err
+    assert code == 2 and "cannot read" in err
+    code, _, err = render(tmp_path, capsys)  # a directory
+    assert code == 2 and "cannot read" in err and len(err.splitlines()) == 1
+
+
+def test_render_refuses_a_file_that_is_not_utf8_in_one_line(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(yaml.safe_dump(make_pool({"env": [{"name": "CITY", "value": "Zürich"}]},
+                                              defaults=False), allow_unicode=True).encode("latin-1"))
+    code, out, err = render(path, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {path}: not UTF-8 text (byte 0xfc on line ") and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_render_refuses_a_key_given_twice_as_kubectl_does(tmp_path, capsys):
+    path = tmp_path / "twice.yaml"
+    text = yaml.safe_dump(make_pool({}, defaults=False), sort_keys=False)
+    path.write_text(text.replace("  image: ", "  image: first\n  image: ", 1))
+    line = text.splitlines().index(next(l for l in text.splitlines() if l.startswith("  image: "))) + 2
+    code, out, err = render(path, capsys)
+    assert code == 2 and out == ""
+    assert f'line {line}, column 3: key "image" already set in map (first at line {line - 1})' in err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_render_accepts_an_explicit_key_over_a_merged_one(tmp_path, capsys):
+    """``<<: *anchor`` then the same key is YAML's override, not a key given twice."""
+    path = tmp_path / "merge.yaml"
+    path.write_text("apiVersion: podsup.io/v1alpha1\nkind: WorkerPool\nmetadata: {name: merged}\n"
+                    "spec:\n  <<: {image: 'python:3.12', command: [python, w.py], processes: 2}\n"
+                    "  processes: 4\n")
+    code, out, err = render(path, capsys)
+    assert code == 0, err
+    cmd = next(yaml.safe_load_all(out))["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--workers") + 1] == "4"
+
+
+def test_render_output_has_no_yaml_anchors(full_file, capsys):
+    """The init and the worker container share one securityContext object:
+    written out twice, not as ``&id001`` / ``*id001``."""
+    code, out, err = render(full_file, capsys)
+    assert code == 0, err
+    assert "&id" not in out and "*id" not in out
+    dep = next(yaml.safe_load_all(out))
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["securityContext"] == pod["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
 
 
 def test_console_script_renders_from_stdin():
