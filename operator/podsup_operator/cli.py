@@ -146,6 +146,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from .credentials import NoCredentials, find
+
+    try:
+        find()
+    except NoCredentials as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
     import kopf
 
     from . import metrics
