@@ -14,6 +14,9 @@ from typing import Any
 from podsup import names
 from podsup.config import MAX_DURATION
 
+from . import core_types as core
+from .schema import Schema, _node, array, boolean, integer, number, obj, passthrough, string, string_map
+
 #: The longest duration podsup run takes (podsup.config.MAX_DURATION), in whole seconds.
 YEAR = int(MAX_DURATION)
 
@@ -29,73 +32,8 @@ TERMINATION_MARGIN = 10
 #: The pod volume holding the podsup binary (reserved: users cannot add one so named).
 BIN_VOLUME = "podsup-bin"
 
-Schema = dict[str, Any]
-
-
-def _node(type_: str | None, desc: str, **extra: Any) -> Schema:
-    node: Schema = {"description": desc}
-    if type_:
-        node["type"] = type_
-    node.update({k: v for k, v in extra.items() if v is not None})
-    return node
-
-
-def string(desc: str, **extra: Any) -> Schema:
-    return _node("string", desc, **extra)
-
-
-def integer(desc: str, minimum: int | None = None, maximum: int | None = None, **extra: Any) -> Schema:
-    return _node("integer", desc, minimum=minimum, maximum=maximum, **extra)
-
-
-def number(desc: str, minimum: float | None = None, **extra: Any) -> Schema:
-    return _node("number", desc, minimum=minimum, **extra)
-
-
-def boolean(desc: str, **extra: Any) -> Schema:
-    return _node("boolean", desc, **extra)
-
-
-def int_or_string(desc: str, **extra: Any) -> Schema:
-    return _node(None, desc, **{"x-kubernetes-int-or-string": True}, **extra)
-
-
-def passthrough(desc: str, type_: str = "object") -> Schema:
-    """A Kubernetes core type we hand to the pod unchanged (validated by the
-    API server when the Deployment is applied, and by the contract tests)."""
-    if type_ == "array":
-        return _node("array", desc, items={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
-    return _node("object", desc, **{"x-kubernetes-preserve-unknown-fields": True})
-
-
-def named_passthrough(desc: str) -> Schema:
-    """A list of Kubernetes core objects keyed by name (name visible to CEL)."""
-    item = _node("object", "An entry, passed to the pod unchanged.", properties={"name": string("Name.")},
-                 required=["name"], **{"x-kubernetes-preserve-unknown-fields": True})
-    return _node("array", desc, items=item, maxItems=64)
-
-
-def string_map(desc: str) -> Schema:
-    return _node("object", desc, additionalProperties={"type": "string"})
-
-
-def array(desc: str, items: Schema, **extra: Any) -> Schema:
-    return _node("array", desc, items=items, **extra)
-
-
-def obj(desc: str, properties: dict[str, Schema], required: list[str] | None = None,
-        rules: list[tuple[str, str]] | None = None, **extra: Any) -> Schema:
-    node = _node("object", desc, properties=properties, required=required, **extra)
-    if rules:
-        node["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
-    return node
-
-
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
-_resource_map = _node("object", "Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
-                      additionalProperties={"x-kubernetes-int-or-string": True})
+DNS_LABEL = core.DNS_LABEL
 
 SUPERVISOR = obj(
     "Settings of the in-pod supervisor; each maps to a `podsup run` option.",
@@ -146,7 +84,8 @@ QUEUE = obj(
                       "as ?list= or ?queue=). Use urlSecretRef for a URL with credentials.", maxLength=2048),
         "urlSecretRef": obj("Secret key holding the full broker URL (with credentials and ?list=NAME or "
                             "?queue=NAME); passed to podsup as env PODSUP_QUEUE, never on the command line.",
-                            {"name": string("Secret name.", minLength=1), "key": string("Key in the Secret.", minLength=1)},
+                            {"name": core.dns_name("Secret name."),
+                             "key": string("Key in the Secret.", minLength=1, maxLength=253, pattern=core.CONFIG_KEY)},
                             required=["name", "key"]),
         "pollIntervalSeconds": number("Seconds between queue-depth probes (--queue-interval).", 0.1),
     },
@@ -170,7 +109,7 @@ TARGETS = obj(
         "busyWorkersPercent": integer(f"Busy workers in percent per pod (Pods metric {names.METRIC_BUSY_RATIO}).",
                                       1, 100),
         "cpuPercent": integer("CPU utilisation of requests in percent (Resource metric). Needs "
-                              "resources.requests.cpu.", 1),
+                              "resources.requests.cpu.", 1, core.INT32_MAX),
     },
 )
 
@@ -180,12 +119,12 @@ AUTOSCALING = obj(
     {
         "enabled": boolean("Create an HPA for the pool.", default=False),
         "minReplicas": integer("Fewest replicas; 0 allows scale-to-zero after idleCooldownSeconds (the HPA "
-                               "itself gets max(1, minReplicas)).", 0, default=1),
-        "maxReplicas": integer("Most replicas.", 1),
+                               "itself gets max(1, minReplicas)).", 0, core.INT32_MAX, default=1),
+        "maxReplicas": integer("Most replicas.", 1, core.INT32_MAX),
         "idleCooldownSeconds": integer("Seconds of an empty queue and no busy workers before scaling to zero.",
                                        0, default=DEFAULT_IDLE_COOLDOWN),
         "targets": TARGETS,
-        "behavior": passthrough("HPA autoscaling/v2 behavior, passed through unchanged."),
+        "behavior": core.HPA_BEHAVIOR,
     },
     rules=[
         ("!self.enabled || has(self.maxReplicas)", "autoscaling.maxReplicas is required when autoscaling is enabled"),
@@ -201,32 +140,42 @@ AUTOSCALING = obj(
 PORT = obj(
     "A port the workers listen on; exposed by the pool's Service.",
     {
-        "name": string("Port name (IANA service name), unique in the pool.", maxLength=15, pattern=DNS_LABEL),
+        "name": string("Port name (IANA service name: at most 15 lowercase letters, digits and '-', at least "
+                       "one letter, no '--'), unique in the pool.", minLength=1, maxLength=15, pattern=DNS_LABEL),
         "containerPort": integer("Port the workers listen on.", 1, 65535),
         "protocol": string("Protocol.", enum=["TCP", "UDP", "SCTP"], default="TCP"),
         "servicePort": integer("Port of the Service (default: containerPort).", 1, 65535),
     },
     required=["name", "containerPort"],
     rules=[(f"self.name != '{names.METRICS_PORT_NAME}'",
-            f"ports[].name {names.METRICS_PORT_NAME} is reserved for podsup's metrics port")],
+            f"ports[].name {names.METRICS_PORT_NAME} is reserved for podsup's metrics port"),
+           ("self.name.matches('[a-z]') && !self.name.contains('--')",
+            "ports[].name must contain at least one letter and no '--' (an IANA service name)")],
 )
 
 POD = obj(
     "Overrides of the pod template.",
     {
-        "nodeSelector": string_map("Node selector of the pods."),
-        "tolerations": passthrough("Tolerations (core/v1 Toleration).", "array"),
+        "nodeSelector": core.label_map("Node selector of the pods (label values)."),
+        "tolerations": array("Tolerations of the pods.", core.TOLERATION, maxItems=64),
         "affinity": passthrough("Affinity (core/v1 Affinity)."),
-        "serviceAccountName": string("Service account of the pods.", pattern=DNS_LABEL.replace("$", r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")),
+        "serviceAccountName": core.dns_name("Service account of the pods."),
         "imagePullSecrets": array("Secrets for pulling the image.",
-                                  obj("A Secret reference.", {"name": string("Secret name.")}, required=["name"])),
-        "labels": string_map("Extra pod labels (cannot replace the pool's own labels)."),
+                                  obj("A Secret reference.", {"name": string("Secret name.")}, required=["name"]),
+                                  maxItems=64),
+        "labels": core.label_map("Extra pod labels (cannot replace the pool's own labels)."),
         "annotations": string_map("Extra pod annotations."),
         "securityContext": passthrough("Pod securityContext (core/v1 PodSecurityContext)."),
         "containerSecurityContext": passthrough("Worker container securityContext (core/v1 SecurityContext)."),
-        "priorityClassName": string("PriorityClass of the pods."),
-        "volumes": named_passthrough("Extra pod volumes (core/v1 Volume), e.g. a ConfigMap holding the worker "
-                                     "script; mount them with spec.volumeMounts."),
+        "priorityClassName": core.dns_name("PriorityClass of the pods."),
+        "volumes": array("Extra pod volumes (core/v1 Volume), e.g. a ConfigMap holding the worker script; mount "
+                         "them with spec.volumeMounts. The volume source is checked by the API server when the "
+                         "Deployment is applied.",
+                         _node("object", "A volume; its source is passed to the pod unchanged.",
+                               properties={"name": string("Volume name (DNS-1123 label), unique in the pool.",
+                                                          minLength=1, maxLength=63, pattern=DNS_LABEL)},
+                               required=["name"], **{"x-kubernetes-preserve-unknown-fields": True}),
+                         maxItems=64, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
     },
     rules=[(f"!has(self.volumes) || self.volumes.all(v, v.name != '{BIN_VOLUME}')",
             f"pod.volumes[].name {BIN_VOLUME} is reserved for the podsup binary")],
@@ -235,8 +184,8 @@ POD = obj(
 DISRUPTION = obj(
     "PodDisruptionBudget of the pool; set exactly one of minAvailable and maxUnavailable.",
     {
-        "minAvailable": int_or_string("Pods that must stay available (number or percent)."),
-        "maxUnavailable": int_or_string("Pods that may be unavailable (number or percent)."),
+        "minAvailable": core.count_or_percent("Pods that must stay available (a number or a percent up to 100%)."),
+        "maxUnavailable": core.count_or_percent("Pods that may be unavailable (a number or a percent up to 100%)."),
     },
     rules=[("has(self.minAvailable) != has(self.maxUnavailable)",
             "exactly one of disruption.minAvailable and disruption.maxUnavailable must be set")],
@@ -246,21 +195,26 @@ SPEC = obj(
     "Desired state of the worker pool.",
     {
         "image": string("Worker image. It needs no Python: the podsup binary is copied in by an init container.",
-                        minLength=1),
+                        minLength=1, pattern=r"^\S(.*\S)?$"),
         "imagePullPolicy": string("Image pull policy.", enum=["Always", "IfNotPresent", "Never"]),
         "command": array("Worker command, run by podsup as `podsup run ... -- COMMAND ARGS` in each worker "
                          "process.", string("An argument."), minItems=1),
         "args": array("Arguments appended to command.", string("An argument.")),
         "workingDir": string("Working directory of the worker container."),
-        "env": passthrough("Environment of the workers (core/v1 EnvVar).", "array"),
-        "envFrom": passthrough("Environment sources (core/v1 EnvFromSource).", "array"),
-        "volumeMounts": passthrough("Volume mounts of the worker container (core/v1 VolumeMount).", "array"),
-        "resources": obj("Resources of the worker container (per pod, for all its processes).",
-                         {"limits": _resource_map, "requests": _resource_map}),
+        "env": array("Environment of the workers.", core.ENV_VAR, maxItems=256),
+        "envFrom": array("Environment sources of the workers.", core.ENV_FROM, maxItems=64),
+        "volumeMounts": array("Volume mounts of the worker container.", core.VOLUME_MOUNT, maxItems=64),
+        "resources": obj("Resources of the worker container (per pod, for all its processes). Requests above "
+                         "limits and unknown resource names are refused by the API server when the Deployment "
+                         "is applied (status condition Degraded).",
+                         {"limits": core.resource_map("Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
+                                                      "limits"),
+                          "requests": core.resource_map("Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
+                                                        "requests")}),
         "processes": integer("Worker processes per pod (podsup run --workers).", 1, 1024,
                              default=DEFAULT_PROCESSES),
         "replicas": integer("Pods when autoscaling is off (also the scale subresource's spec path).", 0,
-                            default=DEFAULT_REPLICAS),
+                            core.INT32_MAX, default=DEFAULT_REPLICAS),
         "ports": array("Ports the workers listen on; a Service exposes them with the metrics port.", PORT,
                        maxItems=32, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
         "supervisor": {**SUPERVISOR, "default": {}},
@@ -279,6 +233,23 @@ SPEC = obj(
          "autoscaling.targets.cpuPercent needs resources.requests.cpu"),
         ("!has(self.ports) || self.ports.all(p, p.containerPort != self.supervisor.metricsPort)",
          "ports[].containerPort must differ from supervisor.metricsPort"),
+        ("!has(self.ports) || self.ports.all(p, (has(p.servicePort) ? p.servicePort : p.containerPort) != "
+         "self.supervisor.metricsPort || p.protocol != 'TCP')",
+         "ports[].servicePort (default containerPort) must differ from supervisor.metricsPort: the Service "
+         "exposes both"),
+        ("!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.protocol == p.protocol && "
+         "(has(q.servicePort) ? q.servicePort : q.containerPort) == (has(p.servicePort) ? p.servicePort : "
+         "p.containerPort)))",
+         "ports[].servicePort (default containerPort) must be unique per protocol: the Service exposes them all"),
+        ("!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.pod) && has(self.pod.volumes) && "
+         "self.pod.volumes.exists(v, v.name == m.name))",
+         "volumeMounts[].name must name a volume of spec.pod.volumes"),
+        ("!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, "
+         "n.mountPath == m.mountPath))",
+         "volumeMounts[].mountPath must be unique"),
+        (f"!has(self.volumeMounts) || has(self.supervisor.preload) || self.volumeMounts.all(m, "
+         f"m.mountPath != '{names.SHARED_BIN_DIR}')",
+         f"volumeMounts[].mountPath {names.SHARED_BIN_DIR} is where the podsup binary is mounted"),
         ("!has(self.supervisor.minReady) || self.supervisor.minReady <= self.processes",
          "supervisor.minReady must be less than or equal to processes"),
         ("!has(self.supervisor.preload) || !has(self.args) || size(self.args) == 0",

@@ -80,7 +80,7 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
         if not (_TYPES["integer"](value) or isinstance(value, str)):
             errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body must be of type integer,string: "
                           f"{_show(type(value).__name__)}")
-        return
+            return
     type_ = schema.get("type")
     if type_ and not _TYPES[type_](value):
         errors.append(f"{path}: Invalid value: {_show(type(value).__name__)}: {path} in body must be of type "
@@ -89,10 +89,11 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
     if "enum" in schema and value not in schema["enum"]:
         supported = ", ".join(json.dumps(v) for v in schema["enum"])
         errors.append(f"{path}: Unsupported value: {_show(value)}: supported values: {supported}")
-    if "minimum" in schema and value < schema["minimum"]:
+    numeric = _TYPES["number"](value)  # bounds apply to numbers only (an int-or-string may be a string)
+    if numeric and "minimum" in schema and value < schema["minimum"]:
         errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body should be greater than or equal "
                       f"to {schema['minimum']}")
-    if "maximum" in schema and value > schema["maximum"]:
+    if numeric and "maximum" in schema and value > schema["maximum"]:
         errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body should be less than or equal "
                       f"to {schema['maximum']}")
     if isinstance(value, str):
@@ -120,10 +121,13 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
                     continue
                 key = tuple(json.dumps(item.get(k)) for k in keys)
                 if key in seen:
-                    shown = ", ".join(f"{k}={json.dumps(item.get(k))}" for k in keys)
-                    errors.append(f"{path}[{i}]: Duplicate value: {shown}")
+                    # the API server prints the key as Go's %#v of a map[string]interface{}
+                    shown = ",".join(f"{json.dumps(k)}:{json.dumps(item.get(k))}" for k in keys if k in item)
+                    errors.append(f"{path}[{i}]: Duplicate value: map[string]interface {{}}{{{shown}}}")
                 seen.add(key)
     if isinstance(value, dict):
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            errors.append(f"{path}: Too many: {len(value)}: must have at most {schema['maxProperties']} items")
         props = schema.get("properties")
         for req in schema.get("required", []):
             if req not in value:

@@ -52,13 +52,28 @@ def test_pattern_and_length():
 
 def test_duplicate_port_names():
     errs = errors_of({"ports": [{"name": "a", "containerPort": 1}, {"name": "a", "containerPort": 2}]})
-    assert errs == ['spec.ports[1]: Duplicate value: name="a"']
+    assert errs == ['spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a"}']
 
 
 def test_passthrough_fields_accept_anything_structured():
-    validate_workerpool(make_pool({"env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+    validate_workerpool(make_pool({"env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                                    "pod": {"affinity": {"podAntiAffinity": {"anything": [1, 2]}}}},
                                   defaults=False))
+
+
+def test_int_or_string_bounds_and_patterns_apply_by_type():
+    assert errors_of({"disruption": {"minAvailable": -1}}) == [
+        "spec.disruption.minAvailable: Invalid value: -1: spec.disruption.minAvailable in body should be greater "
+        "than or equal to 0"]
+    assert errors_of({"disruption": {"minAvailable": "50"}})[0].startswith(
+        'spec.disruption.minAvailable: Invalid value: "50": spec.disruption.minAvailable in body should match')
+    validate_workerpool(make_pool({"disruption": {"minAvailable": "100%"}}, defaults=False))
+
+
+def test_max_properties():
+    requests = {f"example.com/r{i}": "1" for i in range(17)}
+    assert errors_of({"resources": {"requests": requests}}) == [
+        "spec.resources.requests: Too many: 17: must have at most 16 items"]
 
 
 def test_wrong_kind_and_missing_name():
