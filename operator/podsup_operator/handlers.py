@@ -22,9 +22,12 @@ from podsup import names
 from . import metrics
 from .apply import ClusterApi
 from .config import CONFIG, RESYNC_SECONDS
-from .reconcile import Outcome, reconcile
+from .reconcile import ChildrenFailed, Outcome, reconcile
 
 WORKERPOOLS = (names.API_GROUP, names.API_VERSION, names.PLURAL)
+#: Seconds before kopf retries a pool some of whose children were refused,
+#: doubling with each attempt up to RETRY_MAX (the resync retries too).
+RETRY_MIN, RETRY_MAX = 10.0, 300.0
 
 _api: ClusterApi | None = None
 _api_lock = threading.Lock()
@@ -88,8 +91,16 @@ def _plain(body: Any) -> dict:
 @kopf.on.resume(*WORKERPOOLS)
 @kopf.on.create(*WORKERPOOLS)
 @kopf.on.update(*WORKERPOOLS)
-def pool_changed(body: Any, reason: Any, logger: Any, **_: Any) -> None:
-    run_reconcile(_plain(body), str(getattr(reason, "value", reason)), logger)
+def pool_changed(body: Any, reason: Any, logger: Any, retry: int = 0, **_: Any) -> None:
+    try:
+        run_reconcile(_plain(body), str(getattr(reason, "value", reason)), logger)
+    except ChildrenFailed as exc:  # the status and Events say it; one log line, no traceback
+        raise kopf.TemporaryError(str(exc), delay=retry_delay(retry)) from None
+
+
+def retry_delay(retry: int) -> float:
+    """Backoff of a pool with refused children: 10 s, 20 s, 40 s ... 300 s."""
+    return min(RETRY_MAX, RETRY_MIN * 2 ** min(retry, 16))
 
 
 def resync_all(logger: Any) -> int:

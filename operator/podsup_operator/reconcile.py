@@ -138,49 +138,87 @@ def _no_emit(type_: str, reason: str, message: str) -> None:
     return None
 
 
+class ChildrenFailed(RuntimeError):
+    """Some children could not be applied or deleted; every other child was.
+
+    Raised at the end of a reconcile, after the pool's status (Degraded=True,
+    reason ApplyFailed, the API server's messages) and a Warning Event per
+    child say so, so the caller retries with backoff.
+    """
+
+    def __init__(self, failures: list[tuple[str, BaseException]]):
+        self.failures = failures
+        super().__init__(failure_message(failures))
+
+
+def failure_message(failures: list[tuple[str, BaseException]]) -> str:
+    """One line for status and logs: each failed kind with the API's message."""
+    return "; ".join(f"{kind}: {describe_error(exc)}" for kind, exc in failures)
+
+
 def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no_emit,
               now: Callable[[], str] = now_rfc3339) -> Outcome:
     """Bring the pool's children and status to the desired state.
 
-    Raises what the API raised (after recording Degraded and a Warning event)
-    so the caller (kopf) retries with backoff.
+    Each child is handled on its own: one the API server refuses (422
+    Invalid, 403, a same-named object we do not own...) gets a Warning Event
+    and goes into the status as Degraded=True with the API server's message,
+    while the other children are still applied. Then :class:`ChildrenFailed`
+    is raised so the caller (kopf) retries with backoff; the first reconcile
+    that applies every child sets Degraded back to False.
     """
-    name, namespace = pool_name(pool), pool_namespace(pool)
+    name = pool_name(pool)
     outcome = Outcome()
     live: dict[str, dict | None] = {}
+    failures: list[tuple[str, BaseException]] = []
+    for (api_version, kind), desired in desired_children(pool, operator_image).items():
+        try:
+            live[kind] = _reconcile_child(pool, api, api_version, kind, desired, outcome, emit, live)
+        except Exception as exc:  # noqa: BLE001 - one refused child never stops the others
+            failures.append((kind, exc))
+            emit("Warning", "ApplyFailed", f"{kind} {name}: {describe_error(exc)}")
+            # the status reports what is running: the child as it was before the refused apply
+            current = live.get(kind)
+            live[kind] = current if current is not None and controlled_by(current, pool) else None
     try:
-        for (api_version, kind), desired in desired_children(pool, operator_image).items():
-            current = api.get(api_version, kind, namespace, name)
-            if desired is None:
-                if current is not None and controlled_by(current, pool):
-                    api.delete(api_version, kind, namespace, name, uid=current["metadata"].get("uid"))
-                    outcome.deleted.append(kind)
-                    emit("Normal", "Deleted", f"Deleted {kind} {name}: no longer in the spec")
-                live[kind] = None
-                continue
-            desired = with_applied_hash(desired)
-            if current is not None and not controlled_by(current, pool):
-                raise ChildConflict(f"{kind} {namespace}/{name} exists and is not controlled by this "
-                                    f"WorkerPool; delete or rename it")
-            if current is not None and is_subset(desired, current):
-                live[kind] = current
-                continue
-            if kind == "Deployment" and "replicas" not in desired["spec"] and owns_replicas(current):
-                _hand_replicas_over(api, current)
-            live[kind] = api.apply(desired)
-            outcome.applied.append(kind)
-            if current is None:
-                emit("Normal", "Created", f"Created {kind} {name}")
-            else:
-                emit("Normal", "Updated", f"Applied {kind} {name} (spec changed or drift corrected)")
         _rescue_from_zero(pool, api, live, outcome, emit)
-    except Exception as exc:
-        message = describe_error(exc)
-        emit("Warning", "ApplyFailed", message)
-        _write_status(pool, api, live, message, now, outcome, swallow=True)
-        raise
-    _write_status(pool, api, live, None, now, outcome, swallow=False)
+    except Exception as exc:  # noqa: BLE001 - reported like a refused child
+        failures.append(("Deployment/scale", exc))
+        emit("Warning", "ApplyFailed", f"Deployment/scale {name}: {describe_error(exc)}")
+    error = failure_message(failures) if failures else None
+    _write_status(pool, api, live, error, now, outcome, swallow=bool(failures))
+    if failures:
+        raise ChildrenFailed(failures)
     return outcome
+
+
+def _reconcile_child(pool: dict, api: ClusterApi, api_version: str, kind: str, desired: dict | None,
+                     outcome: Outcome, emit: Emit, live: dict[str, dict | None]) -> dict | None:
+    """Apply or delete one child; return its live state (None when absent).
+    ``live[kind]`` holds the state read before writing, should the write fail."""
+    name, namespace = pool_name(pool), pool_namespace(pool)
+    current = live[kind] = api.get(api_version, kind, namespace, name)
+    if desired is None:
+        if current is not None and controlled_by(current, pool):
+            api.delete(api_version, kind, namespace, name, uid=current["metadata"].get("uid"))
+            outcome.deleted.append(kind)
+            emit("Normal", "Deleted", f"Deleted {kind} {name}: no longer in the spec")
+        return None
+    desired = with_applied_hash(desired)
+    if current is not None and not controlled_by(current, pool):
+        raise ChildConflict(f"{kind} {namespace}/{name} exists and is not controlled by this "
+                            f"WorkerPool; delete or rename it")
+    if current is not None and is_subset(desired, current):
+        return current
+    if kind == "Deployment" and "replicas" not in desired["spec"] and owns_replicas(current):
+        _hand_replicas_over(api, current)
+    applied = api.apply(desired)
+    outcome.applied.append(kind)
+    if current is None:
+        emit("Normal", "Created", f"Created {kind} {name}")
+    else:
+        emit("Normal", "Updated", f"Applied {kind} {name} (spec changed or drift corrected)")
+    return applied
 
 
 def _hand_replicas_over(api: ClusterApi, current: dict) -> None:

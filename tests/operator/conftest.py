@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from typing import Any, AsyncIterator
 
+import aiohttp.web
 import kmock
 import kopf
 import kubernetes
@@ -29,9 +30,26 @@ OPERATOR_IMAGE = "example.org/podsup-operator:test"
 
 
 class ApplyingEmulator(kmock.KubernetesEmulator):
-    """kmock + create-on-apply (server-side apply of a missing object creates it)."""
+    """kmock + create-on-apply (server-side apply of a missing object creates it),
+    and applies the test tells it to refuse as the API server would (kmock's own
+    reactions answer, but kmock stores the write anyway: a refused child must
+    not exist)."""
+
+    def refuse(self, resource: str, name: str, status: int, reason: str, message: str) -> None:
+        """Answer every apply of ``resource``/``name`` with a Status error."""
+        self.__dict__.setdefault("refusals", {})[(resource, name)] = (status, reason, message)
+
+    def accept(self) -> None:
+        self.__dict__.get("refusals", {}).clear()
 
     async def _handle(self, request: Any) -> Any:
+        is_apply = (request.resource is not None and request.action == kmock.action.UPDATE and request.name
+                    and request.headers.get("Content-Type", "").startswith("application/apply-patch"))
+        for (resource, name), (status, reason, message) in self.__dict__.get("refusals", {}).items():
+            if is_apply and request.resource == self.resource(resource) and request.name == name:
+                return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                  "status": "Failure", "reason": reason, "code": status,
+                                                  "message": message}, status=status)
         if (request.resource is not None and request.action == kmock.action.UPDATE and request.name
                 and request.headers.get("Content-Type", "").startswith("application/apply-patch")):
             key = (request.resource, request.namespace, request.name)

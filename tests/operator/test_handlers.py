@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from podsup import names
-from podsup_operator import config, metrics
+from podsup_operator import config, handlers, metrics
 from podsup_operator.apply import APPLY_CONTENT_TYPE
 
 from .conftest import DEP, HPA, NS, OPERATOR_IMAGE, PDB, SVC, WP, ApplyingEmulator, pool_manifest, \
@@ -331,3 +331,44 @@ async def test_a_conflicting_pool_is_degraded_and_does_not_block_others(emulator
     assert "not controlled by this WorkerPool" in warnings[0]["message"]
     created = [e for e in posted if e.get("reason") == "Created" and e["involvedObject"]["name"] == "fine"]
     assert {e["message"] for e in created} >= {"Created Deployment fine", "Created Service fine"}
+
+
+async def test_a_child_the_api_server_refuses_degrades_its_pool_only_and_recovers(
+        emulator: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """422 for one pool's Deployment: that pool is Degraded with the API
+    server's message and a Warning Event, its Service and PDB are applied, the
+    other pool is fine; once the apply is accepted Degraded goes back to False."""
+    message = ('Deployment.apps "bad" is invalid: spec.template.spec.containers[0].resources.requests: '
+               'Invalid value: "2": must be less than or equal to cpu limit of 1')
+    emulator.refuse(DEP, "bad", 422, "Invalid", message)
+
+    def degraded(name: str, status: str) -> dict | None:
+        cond = condition(raw(emulator, WP, name), "Degraded")
+        return cond if cond and cond["status"] == status else None
+
+    async with running_operator(emulator, events=True):
+        await create_pool(emulator, pool_manifest(name="bad", uid="uid-bad", disruption={"maxUnavailable": 1}))
+        await create_pool(emulator, pool_manifest(name="fine", uid="uid-fine"))
+        await converged(emulator, "fine")
+        bad = await wait_until(lambda: degraded("bad", "True"), "Degraded=True on 'bad'")
+        await wait_until(lambda: raw(emulator, SVC, "bad") and raw(emulator, PDB, "bad"),
+                         "the other children of 'bad'")
+        assert raw(emulator, DEP, "bad") is None
+        warning = await wait_until(lambda: [e for e in posted_events(emulator) if e.get("reason") == "ApplyFailed"
+                                            and e["involvedObject"]["name"] == "bad"], "the Warning Event")
+        assert degraded("fine", "False")
+
+        emulator.accept()  # kopf retries the pool (backoff, virtual time): the Deployment is applied
+        await wait_until(lambda: raw(emulator, DEP, "bad"), "the Deployment once accepted",
+                         timeout=handlers.RETRY_MAX * 2)
+        recovered = await wait_until(lambda: degraded("bad", "False"), "Degraded=False on 'bad'")
+    assert (bad["reason"], bad["message"]) == ("ApplyFailed", f"Deployment: 422 {message}")
+    assert warning[0]["type"] == "Warning" and warning[0]["message"] == f"Deployment bad: 422 {message}"
+    assert recovered["reason"] == "AsExpected"
+    retried = [r for r in caplog.records if "pool_changed" in r.getMessage() and "422" in r.getMessage()]
+    assert retried and all(r.exc_info is None for r in retried), "one log line a retry, no traceback"
+
+
+def test_retry_delay_doubles_up_to_the_maximum() -> None:
+    assert [handlers.retry_delay(n) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert handlers.retry_delay(10**6) == handlers.RETRY_MAX

@@ -8,12 +8,14 @@ them after an apply.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from podsup import names
 from podsup_operator.apply import HANDOVER_FIELD_MANAGER
-from podsup_operator.reconcile import ChildConflict, describe_error, is_subset, owns_replicas, reconcile
+from podsup_operator.reconcile import (ChildConflict, ChildrenFailed, describe_error, is_subset, owns_replicas,
+                                       reconcile)
 
 from .conftest import make_pool
 
@@ -28,11 +30,25 @@ class Conflict(Exception):
     status = 409
 
 
+class Invalid(Exception):
+    """What the kubernetes client raises for a 422 (status and the Status body)."""
+    status = 422
+
+    def __init__(self, kind: str):
+        super().__init__("Unprocessable Entity")
+        self.body = json.dumps({"kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
+                                "message": f'{kind}.apps "jobs" is invalid: spec.template.spec.containers[0].'
+                                           f'resources.requests: Invalid value: "2": must be less than or equal '
+                                           f'to cpu limit of 1'})
+
+
 class FakeApi:
-    def __init__(self, fail_kind: str | None = None):
+    def __init__(self, fail_kind: str | None = None, refuse: dict[str, Exception] | None = None):
         self.objects: dict[tuple[str, str], dict] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail_kind = fail_kind
+        #: kind → the error its apply raises (a refusal by the API server)
+        self.refuse = refuse or {}
         self.status_patches: list[dict] = []
         self.conflicts = 0
         self.fresh_pool: dict | None = None
@@ -50,6 +66,8 @@ class FakeApi:
         self.calls.append(("apply", obj["kind"]))
         if obj["kind"] == self.fail_kind:
             raise ApiDown(f"{obj['kind']} refused")
+        if obj["kind"] in self.refuse:
+            raise self.refuse[obj["kind"]]
         stored = copy.deepcopy(obj)
         stored["metadata"]["uid"] = f"uid-{obj['kind']}"
         stored.setdefault("status", {})
@@ -127,25 +145,97 @@ def test_child_not_in_spec_is_deleted_only_if_we_control_it():
     assert ("PodDisruptionBudget", "jobs") in api.objects
 
 
+def condition(status_patch: dict, type_: str) -> dict:
+    return next(c for c in status_patch["conditions"] if c["type"] == type_)
+
+
 def test_foreign_child_is_a_conflict_with_warning_and_degraded_status():
     api, (events, emit) = FakeApi(), events_recorder()
     api.objects[("Deployment", "jobs")] = {"apiVersion": "apps/v1", "kind": "Deployment",
                                            "metadata": {"name": "jobs"}, "spec": {}}
-    with pytest.raises(ChildConflict, match="not controlled by this WorkerPool"):
+    with pytest.raises(ChildrenFailed) as info:
         reconcile(make_pool({}), api, IMAGE, emit=emit)
-    assert events[-1][0:2] == ("Warning", "ApplyFailed")
-    degraded = next(c for c in api.status_patches[-1]["conditions"] if c["type"] == "Degraded")
+    assert [kind for kind, _ in info.value.failures] == ["Deployment"]
+    assert isinstance(info.value.failures[0][1], ChildConflict)
+    assert ("Warning", "ApplyFailed") in [e[0:2] for e in events]
+    degraded = condition(api.status_patches[-1], "Degraded")
     assert degraded["status"] == "True" and "not controlled" in degraded["message"]
     assert ("apply", "Deployment") not in api.calls
+    assert ("apply", "Service") in api.calls, "the other children are still applied"
+    ready = condition(api.status_patches[-1], "Ready")
+    assert ready["reason"] == "DeploymentMissing", "a foreign Deployment is not reported as the pool's"
 
 
 def test_api_error_is_raised_for_retry_after_recording_it():
     api, (events, emit) = FakeApi(fail_kind="Service"), events_recorder()
-    with pytest.raises(ApiDown):
+    with pytest.raises(ChildrenFailed, match="Service: ApiDown: Service refused"):
         reconcile(make_pool({}), api, IMAGE, emit=emit)
-    assert ("Warning", "ApplyFailed", "ApiDown: Service refused") in events
-    degraded = next(c for c in api.status_patches[-1]["conditions"] if c["type"] == "Degraded")
-    assert degraded["reason"] == "ApplyFailed"
+    assert ("Warning", "ApplyFailed", "Service jobs: ApiDown: Service refused") in events
+    assert condition(api.status_patches[-1], "Degraded")["reason"] == "ApplyFailed"
+
+
+def test_a_refused_child_degrades_the_pool_the_others_are_applied_and_it_recovers():
+    """A 422 from the API server for the Deployment: Degraded=True with the API
+    server's message and a Warning Event; Service and PDB applied all the same;
+    once the Deployment applies, Degraded is False again."""
+    api, (events, emit) = FakeApi(refuse={"Deployment": Invalid("Deployment")}), events_recorder()
+    pool = make_pool({"disruption": {"maxUnavailable": 1}})
+    with pytest.raises(ChildrenFailed) as info:
+        reconcile(pool, api, IMAGE, emit=emit, now=lambda: "2026-01-01T00:00:00Z")
+    message = ('422 Deployment.apps "jobs" is invalid: spec.template.spec.containers[0].resources.requests: '
+               'Invalid value: "2": must be less than or equal to cpu limit of 1')
+    assert str(info.value) == f"Deployment: {message}"
+    assert ("Service", "jobs") in api.objects and ("PodDisruptionBudget", "jobs") in api.objects
+    assert ("Deployment", "jobs") not in api.objects
+    assert ("Warning", "ApplyFailed", f"Deployment jobs: {message}") in events
+    degraded = condition(api.status_patches[-1], "Degraded")
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == ("True", "ApplyFailed",
+                                                                          f"Deployment: {message}")
+    pool["status"] = api.status_patches[-1]
+
+    del api.refuse["Deployment"]  # e.g. the LimitRange was fixed
+    reconcile(pool, api, IMAGE, emit=emit, now=lambda: "2026-01-01T00:01:00Z")
+    degraded = condition(api.status_patches[-1], "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("False", "AsExpected")
+    assert degraded["lastTransitionTime"] == "2026-01-01T00:01:00Z"
+    assert ("Deployment", "jobs") in api.objects
+
+
+def test_every_refused_child_is_reported_not_only_the_first():
+    refuse = {"Deployment": Invalid("Deployment"), "PodDisruptionBudget": ApiDown("forbidden")}
+    api, (events, emit) = FakeApi(refuse=refuse), events_recorder()
+    with pytest.raises(ChildrenFailed) as info:
+        reconcile(make_pool({"disruption": {"minAvailable": 1}}), api, IMAGE, emit=emit)
+    assert [kind for kind, _ in info.value.failures] == ["Deployment", "PodDisruptionBudget"]
+    assert ("Service", "jobs") in api.objects
+    warned = [m.split(" ", 1)[0] for t, r, m in events if (t, r) == ("Warning", "ApplyFailed")]
+    assert warned == ["Deployment", "PodDisruptionBudget"]
+    message = condition(api.status_patches[-1], "Degraded")["message"]
+    assert message.startswith("Deployment: 422 ") and "; PodDisruptionBudget: ApiDown: forbidden" in message
+
+
+def test_a_refused_update_keeps_reporting_the_running_deployment():
+    api = FakeApi()
+    reconcile(make_pool({"replicas": 2}), api, IMAGE)
+    api.objects[("Deployment", "jobs")]["status"] = {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}
+    api.refuse["Deployment"] = Invalid("Deployment")
+    with pytest.raises(ChildrenFailed):
+        reconcile(make_pool({"replicas": 3}), api, IMAGE)
+    assert api.status_patches[-1]["readyReplicas"] == 2
+    assert condition(api.status_patches[-1], "Degraded")["status"] == "True"
+
+
+def test_a_failed_read_is_a_failure_of_that_child_only():
+    class Unreadable(FakeApi):
+        def get(self, api_version, kind, namespace, name):
+            if kind == "Service":
+                raise ApiDown("connection reset")
+            return super().get(api_version, kind, namespace, name)
+
+    api = Unreadable()
+    with pytest.raises(ChildrenFailed, match="^Service: ApiDown: connection reset$"):
+        reconcile(make_pool({}), api, IMAGE)
+    assert ("Deployment", "jobs") in api.objects
 
 
 def test_status_conflict_rereads_the_pool_and_keeps_other_writers_conditions():
