@@ -45,6 +45,21 @@ SUPERVISOR_FLAGS = {
 #: The query parameter naming the list/queue in podsup's --queue URL.
 QUEUE_PARAM = {"redis": "list", "amqp": "queue"}
 
+# The `restricted` Pod Security Standard
+# (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted):
+# every pod passes it unless the pool's own pod.securityContext /
+# pod.containerSecurityContext says otherwise (a field set there wins, whole).
+#: The UID when the pool sets none: the image may default to root, which
+#: runAsNonRoot alone would refuse to start (65532: distroless "nonroot").
+NONROOT_UID = 65532
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": NONROOT_UID, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+#: An emptyDir at /tmp when the worker's root filesystem is read-only: the
+#: standalone binary unpacks itself there and podsup's control and report
+#: sockets live there.
+TMP_VOLUME = "podsup-tmp"
+TMP_PATH = "/tmp"
+
 
 def metrics_port(pool: dict) -> int:
     return section(pool, "supervisor").get("metricsPort", names.DEFAULT_HTTP_PORT)
@@ -153,13 +168,23 @@ def worker_container(pool: dict) -> dict:
     }
     container["lifecycle"] = {"preStop": {"exec": {"command": [*podsup_exe(pool), "drain", "--wait"]}}}
     mounts = [] if preloaded(pool) else [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR, "readOnly": True}]
+    if needs_tmp(pool):
+        mounts.append({"name": TMP_VOLUME, "mountPath": TMP_PATH})
     mounts += s.get("volumeMounts") or []
     if mounts:
         container["volumeMounts"] = mounts
-    pod = section(pool, "pod")
-    if pod.get("containerSecurityContext"):
-        container["securityContext"] = pod["containerSecurityContext"]
+    container["securityContext"] = container_security(pool)
     return container
+
+
+def container_security(pool: dict) -> dict:
+    return {**CONTAINER_SECURITY, **(section(pool, "pod").get("containerSecurityContext") or {})}
+
+
+def needs_tmp(pool: dict) -> bool:
+    """A read-only root filesystem and nothing of the pool's own at /tmp."""
+    mounted = {m.get("mountPath", "").rstrip("/") for m in spec(pool).get("volumeMounts") or []}
+    return bool(container_security(pool).get("readOnlyRootFilesystem")) and TMP_PATH not in mounted
 
 
 def install_container(pool: dict, operator_image: str) -> dict:
@@ -170,10 +195,9 @@ def install_container(pool: dict, operator_image: str) -> dict:
         "command": ["cp", names.IMAGE_BINARY_PATH, PODSUP],
         "volumeMounts": [{"name": BIN_VOLUME, "mountPath": names.SHARED_BIN_DIR}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        # cp writes only to the emptyDir: its root filesystem can always be read-only.
+        "securityContext": {"readOnlyRootFilesystem": True, **container_security(pool)},
     }
-    pod = section(pool, "pod")
-    if pod.get("containerSecurityContext"):
-        container["securityContext"] = pod["containerSecurityContext"]
     return container
 
 
@@ -191,12 +215,15 @@ def pod_template(pool: dict, operator_image: str) -> dict:
         pod_spec["initContainers"] = [install_container(pool, operator_image)]
     pod_spec["containers"] = [worker_container(pool)]
     volumes = [] if preloaded(pool) else [{"name": BIN_VOLUME, "emptyDir": {}}]
+    if needs_tmp(pool):
+        volumes.append({"name": TMP_VOLUME, "emptyDir": {}})
     volumes += pod.get("volumes") or []
     if volumes:
         pod_spec["volumes"] = volumes
     pod_spec["terminationGracePeriodSeconds"] = termination_grace_seconds(pool)
+    pod_spec["securityContext"] = {**POD_SECURITY, **(pod.get("securityContext") or {})}
     for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",
-                  "securityContext", "priorityClassName"):
+                  "priorityClassName"):
         if pod.get(field):
             pod_spec[field] = pod[field]
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}

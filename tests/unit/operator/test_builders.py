@@ -5,7 +5,8 @@ import pytest
 
 from podsup import names
 from podsup_operator.builders import desired_children
-from podsup_operator.builders.deployment import PODSUP, build_deployment, queue_url, worker_command
+from podsup_operator.builders.deployment import (CONTAINER_SECURITY, POD_SECURITY, PODSUP, build_deployment, queue_url,
+                                                 worker_command)
 from podsup_operator.builders.hpa import build_hpa
 from podsup_operator.builders.pdb import build_pdb
 from podsup_operator.builders.service import build_service
@@ -142,7 +143,7 @@ def test_container_fields_pass_through():
         "resources": resources, "pod": {"containerSecurityContext": csc}}), IMAGE))
     assert c["imagePullPolicy"] == "Always" and c["workingDir"] == "/app"
     assert c["env"] == env and c["envFrom"] == env_from and c["resources"] == resources
-    assert c["securityContext"] == csc
+    assert c["securityContext"] == {**CONTAINER_SECURITY, **csc}  # the pool's fields over the restricted defaults
 
 
 def test_pod_overrides_pass_through():
@@ -151,8 +152,9 @@ def test_pod_overrides_pass_through():
            "securityContext": {"fsGroup": 2000}, "priorityClassName": "high", "annotations": {"a": "b"}}
     tpl = build_deployment(make_pool({"pod": pod}), IMAGE)["spec"]["template"]
     for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",
-                  "securityContext", "priorityClassName"):
+                  "priorityClassName"):
         assert tpl["spec"][field] == pod[field]
+    assert tpl["spec"]["securityContext"] == {**POD_SECURITY, **pod["securityContext"]}
     assert tpl["metadata"]["annotations"]["a"] == "b"
 
 
