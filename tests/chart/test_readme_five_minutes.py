@@ -97,13 +97,14 @@ def test_readme_links_and_paths_exist():
 
 
 def test_readme_tmp_emptydir_advice_renders(tmp_path):
-    """README: on a read-only root filesystem give the binary a /tmp with
-    spec.pod.volumes + spec.volumeMounts."""
-    assert "`spec.pod.volumes` plus\n  `spec.volumeMounts`" in (ROOT / "README.md").read_text()
-    pool = merge(workerpool(), {"spec": {"pod": {"volumes": [{"name": "tmp", "emptyDir": {}}]},
-                                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}})
+    """README: a pool with a read-only root filesystem gets an emptyDir at
+    /tmp from the operator (the binary unpacks there)."""
+    assert "`pod.containerSecurityContext.readOnlyRootFilesystem` is true gets an\n  `emptyDir` at `/tmp`" \
+        in (ROOT / "README.md").read_text()
+    pool = merge(workerpool(), {"spec": {"pod": {"containerSecurityContext": {"readOnlyRootFilesystem": True}}}})
     dep = next(o for o in operator_render(pool, tmp_path) if o["kind"] == "Deployment")
     pod = dep["spec"]["template"]["spec"]
-    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "podsup-tmp"]
+    assert tmp == {"name": "podsup-tmp", "emptyDir": {}}
     worker = next(c for c in pod["containers"] if c["command"][0] == f"{names.SHARED_BIN_DIR}/podsup")
-    assert {"name": "tmp", "mountPath": "/tmp"} in worker["volumeMounts"]
+    assert {"name": "podsup-tmp", "mountPath": "/tmp"} in worker["volumeMounts"]

@@ -9,6 +9,7 @@ credentials never appear in the pod spec or ``ps``.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -178,7 +179,8 @@ def worker_container(pool: dict) -> dict:
 
 
 def container_security(pool: dict) -> dict:
-    return {**CONTAINER_SECURITY, **(section(pool, "pod").get("containerSecurityContext") or {})}
+    """A fresh dict each call: the nested defaults are never shared between objects."""
+    return copy.deepcopy({**CONTAINER_SECURITY, **(section(pool, "pod").get("containerSecurityContext") or {})})
 
 
 def needs_tmp(pool: dict) -> bool:
@@ -221,7 +223,7 @@ def pod_template(pool: dict, operator_image: str) -> dict:
     if volumes:
         pod_spec["volumes"] = volumes
     pod_spec["terminationGracePeriodSeconds"] = termination_grace_seconds(pool)
-    pod_spec["securityContext"] = {**POD_SECURITY, **(pod.get("securityContext") or {})}
+    pod_spec["securityContext"] = copy.deepcopy({**POD_SECURITY, **(pod.get("securityContext") or {})})
     for field in ("nodeSelector", "tolerations", "affinity", "serviceAccountName", "imagePullSecrets",
                   "priorityClassName"):
         if pod.get(field):

@@ -181,7 +181,7 @@ def test_render_output_has_no_yaml_anchors(full_file, capsys):
     dep = next(yaml.safe_load_all(out))
     pod = dep["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["securityContext"] == pod["containers"][0]["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
 def test_console_script_renders_from_stdin():
