@@ -65,5 +65,11 @@ POOL_LABEL = "podsup.io/workerpool"
 OPERATOR_HEALTH_PORT = 8080
 #: the operator's own Prometheus metrics: http://0.0.0.0:OPERATOR_METRICS_PORT/metrics
 OPERATOR_METRICS_PORT = 8081
-#: HTTPS port of the aggregated external/custom metrics API the operator serves.
-METRICS_API_PORT = 6443
+#: HTTPS port of the aggregated external/custom metrics API the operator
+#: serves: ``--metrics-api-port``'s default. Not 6443: out of a cluster (a
+#: laptop, a CI host) that is the local kube-apiserver's port (kind, k3s,
+#: kubeadm), and a taken port left the API down.
+METRICS_API_PORT = 7443
+#: The same port in the operator's Pod (its own network namespace, nothing
+#: else listens there): the chart's ``metricsApi.port``, passed as the flag.
+METRICS_API_POD_PORT = 6443

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from podsup import names
 
 ENV_OPERATOR_IMAGE = "PODSUP_OPERATOR_IMAGE"
+#: The operator's own Pod (the chart sets them from the downward API): Events
+#: about the operator itself, such as a metrics API that cannot start, go there.
+ENV_POD_NAME, ENV_POD_NAMESPACE, ENV_POD_UID = "POD_NAME", "POD_NAMESPACE", "POD_UID"
 #: Image of the init container that copies the podsup binary; the Helm chart
 #: sets PODSUP_OPERATOR_IMAGE to the operator's own image.
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/podsup/podsup-operator:0.1.0"
@@ -21,6 +24,19 @@ RESYNC_SECONDS = 60.0
 
 def default_operator_image() -> str:
     return os.environ.get(ENV_OPERATOR_IMAGE) or DEFAULT_OPERATOR_IMAGE
+
+
+def own_pod() -> dict | None:
+    """The operator's Pod as an Event target, or None out of a cluster (no
+    POD_NAME/POD_NAMESPACE). The uid, when given, is what ``kubectl describe
+    pod`` matches Events by."""
+    name, namespace = os.environ.get(ENV_POD_NAME), os.environ.get(ENV_POD_NAMESPACE)
+    if not (name and namespace):
+        return None
+    meta = {"name": name, "namespace": namespace}
+    if os.environ.get(ENV_POD_UID):
+        meta["uid"] = os.environ[ENV_POD_UID]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
 
 
 @dataclass

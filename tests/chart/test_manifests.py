@@ -83,7 +83,7 @@ def test_operator_ports_and_liveness_probe_match_names(default_objects):
     container = one(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"healthz": names.OPERATOR_HEALTH_PORT, "metrics": names.OPERATOR_METRICS_PORT,
-                     "metrics-api": names.METRICS_API_PORT}  # metricsApi.enabled (default)
+                     "metrics-api": names.METRICS_API_POD_PORT}  # metricsApi.enabled (default)
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == names.HEALTHZ_PATH
     assert ports[probe["port"]] == names.OPERATOR_HEALTH_PORT

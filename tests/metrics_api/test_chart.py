@@ -67,11 +67,11 @@ def test_the_operator_serves_that_certificate_on_the_port_the_service_targets(de
     (secret,) = mine(default_objects, "Secret")
     (service,) = mine(default_objects, "Service")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports[service["spec"]["ports"][0]["targetPort"]] == names.METRICS_API_PORT
+    assert ports[service["spec"]["ports"][0]["targetPort"]] == names.METRICS_API_POD_PORT
     (dep,) = [o for o in default_objects if o["kind"] == "Deployment"]
     assert service["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
     args = cli.build_parser().parse_args(container["args"])
-    assert args.metrics_api and args.metrics_api_port == names.METRICS_API_PORT
+    assert args.metrics_api and args.metrics_api_port == names.METRICS_API_POD_PORT
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     (volume,) = [n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
@@ -103,7 +103,7 @@ def test_pollers_get_exactly_their_calls_cluster_wide_or_per_namespace(default_o
     (role,) = mine(default_objects, "ClusterRole")
     assert expand(role["rules"]) == POLLER_RULES
     objects = render({"operator": {"watchNamespaces": ["a", "b"]}})
-    roles = mine(objects, "Role")
+    roles = [r for r in mine(objects, "Role") if not r["metadata"]["name"].endswith("-events")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
     assert all(expand(r["rules"]) == POLLER_RULES for r in roles)
     assert not mine(objects, "ClusterRole")
@@ -115,7 +115,8 @@ def test_poller_rules_match_the_calls_the_code_makes():
     calls = {"list_pods": ("", "pods", "list"), "secret_value": ("", "secrets", "get"),
              "deployment_replicas": ("apps", "deployments/scale", "get"),
              "scale_deployment": ("apps", "deployments/scale", "patch")}
-    delegated = {"review_token", "review_access", "request_header_config", "patch_pool_status"}
+    delegated = {"review_token", "review_access", "request_header_config", "patch_pool_status",
+                 "post_event"}  # Events: the operator's roles (events create), and on its own Pod the -events Role
     public = {m for m in vars(kube.Kube) if not m.startswith("_")}
     assert public == set(calls) | delegated, "Kube grew a call: add its RBAC to the chart and here"
     assert set(calls.values()) == POLLER_RULES
@@ -147,3 +148,34 @@ def test_existing_certificate_secret_with_its_ca():
 def test_existing_certificate_without_ca_is_refused_with_a_message():
     with pytest.raises(AssertionError, match="caBundle is required"):
         render({"metricsApi": {"certificate": {"existingSecret": "my-tls"}}})
+
+
+def test_the_operator_knows_its_own_pod_for_events(default_objects):
+    """A metrics API that cannot start is an Event on the operator's Pod: the
+    chart gives the operator its Pod's name, namespace and uid (config.own_pod)."""
+    from podsup_operator import config
+
+    _, container = operator_container(default_objects)
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env[config.ENV_POD_NAME] == "metadata.name"
+    assert env[config.ENV_POD_NAMESPACE] == "metadata.namespace"
+    assert env[config.ENV_POD_UID] == "metadata.uid"
+
+
+@pytest.mark.parametrize("watched,needs_role", [([], False), (["team-a"], True), (["team-a", "podsup-system"], False)])
+def test_events_on_the_operator_pod_are_allowed_in_its_namespace(watched, needs_role):
+    """All namespaces: the operator's ClusterRole allows Events everywhere;
+    some: a Role in the release namespace unless it is watched anyway."""
+    objects = render({"operator": {"watchNamespaces": watched}}, release="rel")
+    (dep,) = [o for o in objects if o["kind"] == "Deployment"]
+    release_ns = dep["metadata"].get("namespace", "default")
+    roles = [o for o in mine(objects, "Role") if o["metadata"]["name"].endswith("-events")]
+    if not needs_role:
+        assert roles == []
+        return
+    (role,) = roles
+    assert role["metadata"]["namespace"] == release_ns
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+    (binding,) = [o for o in mine(objects, "RoleBinding") if o["metadata"]["name"] == role["metadata"]["name"]]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == dep["spec"]["template"]["spec"]["serviceAccountName"]

@@ -11,7 +11,14 @@ of other handler modules never start a metrics server by accident.
 The server starts with the operator (``on.startup``) and stops with it
 (``on.cleanup``): while the APIService exists the endpoint must answer, or
 the aggregator marks the group unavailable and namespace deletion blocks
-cluster-wide. The pollers (one per pool with a queue or with autoscaling
+cluster-wide. It is a part that may fail on its own (``lifecycle``): the
+startup activity only launches its supervisor, so a port already taken or a
+bad certificate never holds back reconciliation (kopf starts no resource
+handler before every startup activity succeeded). A failure is one log line,
+``podsup_operator_metrics_api_up`` 0 plus a failure count on the operator's
+/metrics, and a Warning Event on the operator's own Pod (when POD_NAME and
+POD_NAMESPACE say which; out of a cluster there is no Pod, so the log line
+and the metrics are all); it is retried with capped exponential backoff. The pollers (one per pool with a queue or with autoscaling
 on) run whether or not the server is enabled (status
 and scale to zero need the queue depth either way). Settings come from
 ``podsup-operator run`` flags via :data:`SETTINGS`.
@@ -29,7 +36,8 @@ import kopf
 
 from podsup import names
 
-from . import certs
+from .. import config, metrics
+from . import certs, lifecycle
 from .auth import Authenticator, RequestHeaderConfig
 from .authz import Authorizer
 from .kube import Kube, api_client
@@ -47,6 +55,8 @@ ENV_NAMESPACE = "POD_NAMESPACE"
 #: How often the front-proxy settings are re-read (the kube-apiserver rewrites
 #: the ConfigMap when its request-header CA rotates).
 REQUEST_HEADER_REFRESH_SECONDS = 60.0
+#: Retries of a metrics API that did not start: 1 s, 2 s, 4 s … every 30 s.
+BACKOFF = lifecycle.Backoff(first=1.0, factor=2.0, cap=30.0)
 
 
 @dataclass
@@ -85,6 +95,11 @@ class Runtime:
     port: int | None = None
     header_config: RequestHeaderConfig | None = None
     refresher: asyncio.Task | None = None
+    #: Starts the server, retrying with backoff (lifecycle.Supervisor.run).
+    supervisor: asyncio.Task | None = None
+    #: The self-signed fallback's files, made once (not again on every retry).
+    self_signed: tuple[str, str] | None = None
+    header_config_warned: bool = False
 
 
 _runtime: Runtime | None = None
@@ -107,39 +122,97 @@ def reset() -> None:
     POLLERS = Pollers()
 
 
-def _serving_files() -> tuple[str, str]:
+def _serving_files(rt: Runtime) -> tuple[str, str]:
     if SETTINGS.cert_file and SETTINGS.key_file:
         return SETTINGS.cert_file, SETTINGS.key_file
-    log.warning("metrics API: no --tls-cert-file/--tls-key-file; serving a self-signed certificate for %s.%s.svc "
-                "(the APIService's caBundle will not match it: use the chart's certificate Secret)",
-                SETTINGS.service, SETTINGS.namespace)
-    _, serving = certs.self_signed_serving(SETTINGS.service, SETTINGS.namespace)
-    d = tempfile.mkdtemp(prefix="podsup-metrics-api-")
-    paths = (os.path.join(d, "tls.crt"), os.path.join(d, "tls.key"))
-    serving.write(*paths)
-    return paths
+    if rt.self_signed is None:
+        log.warning("metrics API: no --tls-cert-file/--tls-key-file; serving a self-signed certificate for "
+                    "%s.%s.svc (the APIService's caBundle will not match it: use the chart's certificate Secret)",
+                    SETTINGS.service, SETTINGS.namespace)
+        _, serving = certs.self_signed_serving(SETTINGS.service, SETTINGS.namespace)
+        d = tempfile.mkdtemp(prefix="podsup-metrics-api-")
+        rt.self_signed = (os.path.join(d, "tls.crt"), os.path.join(d, "tls.key"))
+        serving.write(*rt.self_signed)
+    return rt.self_signed
+
+
+async def _start_server(rt: Runtime) -> int:
+    """One attempt: front-proxy settings, certificate, listen. Raises on failure."""
+    try:
+        header_config = await asyncio.to_thread(rt.kube.request_header_config)
+    except Exception as exc:  # noqa: BLE001 - without it only bearer tokens are accepted
+        if not rt.header_config_warned:  # once, not on every retry of a start
+            log.warning("metrics API: cannot read kube-system/extension-apiserver-authentication (%s); "
+                        "front-proxy requests will be refused, bearer tokens only", lifecycle.reason(exc))
+            rt.header_config_warned = True
+        header_config = RequestHeaderConfig()
+    cert_file, key_file = _serving_files(rt)
+    try:
+        ctx = tls_context(cert_file, key_file, header_config.client_ca_pem)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise lifecycle.StartError(f"its TLS certificate {cert_file} and key {key_file} cannot be used "
+                                   f"({lifecycle.reason(exc)})") from exc
+    api = MetricsAPI(Authenticator(header_config, rt.kube.review_token), Authorizer(rt.kube.review_access),
+                     rt.provider)
+    port = await api.start(SETTINGS.host, SETTINGS.port, ctx)
+    rt.api, rt.port, rt.header_config = api, port, header_config
+    rt.refresher = asyncio.create_task(_refresh_request_header(rt))
+    return port
+
+
+class StartReport:
+    """What a failed start does (lifecycle.Report): one log line — no
+    traceback, the reason is known —, the operator's metrics, and a Warning
+    Event on the operator's own Pod when the reason is new (not one per
+    retry); a Normal Event once it serves after failing. Out of a cluster
+    (no POD_NAME/POD_NAMESPACE) there is no Pod: the log and metrics are all."""
+
+    def __init__(self, kube: Any) -> None:
+        self.kube = kube
+        self._posted: str | None = None
+
+    async def failed(self, message: str, failures: int, retry_in: float) -> None:
+        metrics.METRICS_API_UP.set(0)
+        metrics.METRICS_API_START_FAILURES.inc()
+        log.warning("metrics API not serving: %s; retrying in %gs (attempt %d); WorkerPools reconcile meanwhile",
+                    message, retry_in, failures)
+        if message != self._posted:
+            self._posted = message
+            await self._pod_event("Warning", "MetricsAPIUnavailable",
+                                  f"metrics API not serving: {message}; retrying with backoff "
+                                  "(WorkerPools reconcile meanwhile)")
+
+    async def serving(self, port: int, failures: int) -> None:
+        metrics.METRICS_API_UP.set(1)
+        log.info("metrics API serving external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 "
+                 "on https://%s:%d", SETTINGS.host, port)
+        if failures:
+            await self._pod_event("Normal", "MetricsAPIServing",
+                                  f"metrics API serving on port {port} after {failures} failed attempt(s)")
+
+    async def _pod_event(self, type_: str, reason: str, message: str) -> None:
+        pod = config.own_pod()
+        if pod is None:
+            return
+        try:
+            await asyncio.to_thread(self.kube.post_event, pod, type_, reason, message)
+        except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the log line and metrics stand
+            log.warning("metrics API: cannot post the %s Event on Pod %s/%s: %s", reason,
+                        pod["metadata"]["namespace"], pod["metadata"]["name"], lifecycle.reason(exc))
 
 
 async def start_metrics_api(logger: Any, **_: Any) -> None:
+    """Launch the metrics API's supervisor and return at once (see the
+    module docstring: a failing metrics API never holds back reconciliation)."""
     rt = runtime()
     if not SETTINGS.enabled:
         logger.info("metrics API disabled (--no-metrics-api): queue pollers only")
         return
-    try:
-        header_config = await asyncio.to_thread(rt.kube.request_header_config)
-    except Exception as exc:  # noqa: BLE001 - without it only bearer tokens are accepted
-        logger.warning(f"metrics API: cannot read kube-system/extension-apiserver-authentication ({exc}); "
-                       "front-proxy requests will be refused, bearer tokens only")
-        header_config = RequestHeaderConfig()
-    cert_file, key_file = _serving_files()
-    ctx = tls_context(cert_file, key_file, header_config.client_ca_pem)
-    rt.api = MetricsAPI(Authenticator(header_config, rt.kube.review_token),
-                        Authorizer(rt.kube.review_access), rt.provider)
-    rt.port = await rt.api.start(SETTINGS.host, SETTINGS.port, ctx)
-    rt.header_config = header_config
-    rt.refresher = asyncio.create_task(_refresh_request_header(rt))
-    logger.info(f"metrics API serving external.metrics.k8s.io/v1beta1 and custom.metrics.k8s.io/v1beta2 "
-                f"on https://{SETTINGS.host}:{rt.port}")
+    metrics.enable_metrics_api_metrics()
+    supervisor = lifecycle.Supervisor(
+        lambda: _start_server(rt), lambda exc: lifecycle.describe(exc, SETTINGS.host, SETTINGS.port),
+        StartReport(rt.kube), BACKOFF)
+    rt.supervisor = asyncio.create_task(supervisor.run(), name="podsup-metrics-api")
 
 
 async def refresh_request_header_once(rt: Runtime) -> bool:
@@ -164,6 +237,10 @@ async def _refresh_request_header(rt: Runtime) -> None:
 
 async def stop_metrics_api(**_: Any) -> None:
     rt = _runtime
+    if rt is not None and rt.supervisor is not None:
+        rt.supervisor.cancel()  # still retrying: stop; already serving: a finished task
+        await asyncio.gather(rt.supervisor, return_exceptions=True)
+        rt.supervisor = None
     if rt is not None and rt.refresher is not None:
         rt.refresher.cancel()
         rt.refresher = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import json
+import time
 from typing import Any
 
 from podsup import names
@@ -84,6 +86,24 @@ class Kube:
         return _json(resp).get("items") or []
 
     # --- start-up and the queue poller (blocking) ------------------------------
+
+    def post_event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj`` (the operator's own Pod): kopf's
+        ``kopf.event`` only works inside a resource handler, and this is
+        posted from the metrics API's start-up supervisor."""
+        meta = obj["metadata"]
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            # named as kubectl's events are (<object>.<unique hex>): no generateName round trip
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **meta},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": names.FIELD_MANAGER}, "reportingComponent": names.FIELD_MANAGER,
+            "reportingInstance": meta["name"], "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False,
+                                          _request_timeout=TIMEOUT)
 
     def request_header_config(self) -> RequestHeaderConfig:
         cm = _json(self.core.read_namespaced_config_map(CONFIGMAP_NAME, CONFIGMAP_NAMESPACE,

@@ -137,7 +137,12 @@ class MetricsAPI:
         await self._runner.setup()
         self._ssl = ssl_context
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, backlog=512)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken: nothing half-started stays behind for the retry
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self.port = self._runner.addresses[0][1]
         return self.port
 
