@@ -172,6 +172,17 @@ def test_render_accepts_an_explicit_key_over_a_merged_one(tmp_path, capsys):
     assert cmd[cmd.index("--workers") + 1] == "4"
 
 
+def test_dump_writes_a_shared_value_twice_instead_of_an_anchor():
+    """Builders may share one dict between objects (a securityContext for
+    two containers): the stream still has no ``&id001`` / ``*id001``."""
+    from podsup_operator.render import dump
+
+    shared = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    out = dump([{"kind": "A", "x": shared, "y": shared}, {"kind": "B", "z": shared}])
+    assert "&" not in out and "*" not in out
+    assert list(yaml.safe_load_all(out))[1]["z"] == shared
+
+
 def test_render_output_has_no_yaml_anchors(full_file, capsys):
     """The init and the worker container share one securityContext object:
     written out twice, not as ``&id001`` / ``*id001``."""
