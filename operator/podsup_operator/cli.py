@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import socket
 import sys
 
 import yaml
@@ -23,6 +24,7 @@ import yaml
 from podsup import names
 
 from . import config
+from .metrics_api.lifecycle import describe
 
 #: Exit code of bad input (flags, files, environment), as ``podsup``'s.
 EXIT_USAGE = 2
@@ -137,6 +139,46 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Where the liveness endpoint and the operator's /metrics listen.
+BIND_HOST = "0.0.0.0"
+
+
+def _run_ports(args: argparse.Namespace) -> list[tuple[str, int]]:
+    ports = [("--health-port", args.health_port), ("--metrics-port", args.metrics_port)]
+    return ports + ([("--metrics-api-port", args.metrics_api_port)] if args.metrics_api else [])
+
+
+def _same_port(args: argparse.Namespace) -> str | None:
+    """Two of the operator's listeners on one port: the second could never start."""
+    seen: dict[int, str] = {}
+    for flag, port in _run_ports(args):
+        if port in seen:
+            return f"{seen[port]} and {flag} are both {port}: each listener needs a port of its own"
+        seen[port] = flag
+    return None
+
+
+def _taken_port(args: argparse.Namespace) -> str | None:
+    """The liveness and /metrics ports, probed before kopf starts: a taken one
+    would otherwise end the operator with a traceback from deep in kopf or
+    prometheus-client. (The metrics API's port is not probed: that part
+    retries on its own, see metrics_api.lifecycle.)"""
+    held = []
+    try:
+        for flag, port in _run_ports(args)[:2]:
+            probe = socket.socket()
+            held.append(probe)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers bind
+            try:
+                probe.bind((BIND_HOST, port))
+            except OSError as exc:
+                return f"{flag}: {describe(exc, BIND_HOST, port, flag)}"
+    finally:
+        for probe in held:
+            probe.close()
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .metrics_api import handlers as metrics_api
 
@@ -146,12 +188,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    clash = _same_port(args)
+    if clash:
+        print(f"error: {clash}", file=sys.stderr)
+        return EXIT_USAGE
+
     from .credentials import NoCredentials, find
 
     try:
         find()
     except NoCredentials as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = _taken_port(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     import kopf
@@ -166,14 +217,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         importlib.import_module(module)
     settings = kopf.OperatorSettings()
     config.configure_settings(settings)
-    metrics.serve(args.metrics_port)
+    try:
+        metrics.serve(args.metrics_port)
+    except OSError as exc:  # taken since _taken_port looked
+        print(f"error: --metrics-port: {describe(exc, BIND_HOST, args.metrics_port, '--metrics-port')}",
+              file=sys.stderr)
+        return EXIT_USAGE
     namespaces = args.namespace
     asyncio.run(kopf.operator(
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,
         settings=settings,
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+        liveness_endpoint=f"http://{BIND_HOST}:{args.health_port}/healthz",
     ))
     return 0
 

@@ -59,15 +59,16 @@ def reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def describe(exc: BaseException, host: str, port: int) -> str:
-    """One line saying why the server did not start, in the user's terms."""
+def describe(exc: BaseException, host: str, port: int, flag: str = "--metrics-api-port") -> str:
+    """One line saying why the server did not start, in the user's terms
+    (``flag`` is the option that chooses the port)."""
     if isinstance(exc, StartError):
         return str(exc)
     if isinstance(exc, ssl.SSLError):
         return f"TLS cannot be set up ({reason(exc)})"
     if isinstance(exc, OSError):
         if exc.errno == errno.EADDRINUSE:
-            return f"port {port} on {host} is already in use (choose another with --metrics-api-port)"
+            return f"port {port} on {host} is already in use (choose another with {flag})"
         if exc.errno == errno.EACCES and exc.filename is None:
             return f"no permission to listen on port {port} on {host}"
         if exc.errno == errno.EADDRNOTAVAIL:

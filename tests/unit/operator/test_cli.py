@@ -112,3 +112,11 @@ def test_crd_needs_no_extra():
     proc = without_extras("crd")
     assert proc.returncode == 0, proc.stderr
     assert "kind: CustomResourceDefinition" in proc.stdout
+
+
+def test_the_metrics_api_port_must_differ_from_the_others_while_it_is_on(capsys):
+    from podsup_operator.cli import main
+
+    assert main(["run", "--health-port", str(names.METRICS_API_PORT)]) == 2
+    assert capsys.readouterr().err == (f"error: --health-port and --metrics-api-port are both "
+                                       f"{names.METRICS_API_PORT}: each listener needs a port of its own\n")
