@@ -6,7 +6,11 @@ schema: apply defaults, check types/enums/bounds/required/unknown fields
 (kubectl's strict field validation), then evaluate the CEL
 ``x-kubernetes-validations`` with cel-python. Messages use the API server's
 wording ("spec.processes: Invalid value: 0: spec.processes in body should be
-greater than or equal to 1"). Pure: no kopf, no client.
+greater than or equal to 1") and kubectl's layout, as checked against a
+Kubernetes 1.36 API server; like it, CEL rules are not evaluated when a
+"blocking" error (a wrong type, a missing required field, a value not in an
+enum, a string, list or map over its bound) makes them unsafe to run, and the
+output says so. Pure: no kopf, no client.
 """
 from __future__ import annotations
 
@@ -31,9 +35,27 @@ class InvalidWorkerPool(ValueError):
 
 
 def format_errors(name: str, errors: list[str]) -> str:
-    lines = [f'The {names.KIND} "{name}" is invalid:']
-    lines += [f"* {e}" for e in errors]
-    return "\n".join(lines)
+    """kubectl's layout: one problem on the first line, several as a list."""
+    header = f'The {names.KIND} "{name}" is invalid:'
+    if len(errors) == 1:
+        return f"{header} {errors[0]}"
+    return "\n".join([header] + [f"* {e}" for e in errors])
+
+
+#: What the API server adds when a blocking error kept it from running the CEL
+#: rules (it prints it with a nil path, left out here as for root-level rules).
+RULES_NOT_CHECKED = ("some validation rules were not checked because the object was invalid; correct the "
+                     "existing errors to complete validation")
+
+
+class _Errors(list):
+    """Schema errors, and whether one of them blocks the CEL rules."""
+
+    blocking = False
+
+    def block(self, message: str) -> None:
+        self.blocking = True
+        self.append(message)
 
 
 def apply_defaults(value: Any, schema: Schema) -> Any:
@@ -75,20 +97,22 @@ _TYPES = {
 }
 
 
-def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> None:
+def _schema_errors(value: Any, schema: Schema, path: str, errors: _Errors) -> None:
     if schema.get("x-kubernetes-int-or-string"):
         if not (_TYPES["integer"](value) or isinstance(value, str)):
-            errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body must be of type integer,string: "
-                          f"{_show(type(value).__name__)}")
+            errors.block(f"{path}: Invalid value: {_show(_json_type(value))}: {path} in body must be of type "
+                         f"integer,string: {_show(_json_type(value))}")
             return
     type_ = schema.get("type")
     if type_ and not _TYPES[type_](value):
-        errors.append(f"{path}: Invalid value: {_show(type(value).__name__)}: {path} in body must be of type "
-                      f"{type_}: {_show(_json_type(value))}")
+        errors.block(f"{path}: Invalid value: {_show(_json_type(value))}: {path} in body must be of type "
+                     f"{type_}: {_show(_json_type(value))}")
+        if type_ == "integer" and _json_type(value) == "number":  # the format checker's own line
+            errors.append(f"Checked value must be of type integer (default format) in {path}")
         return
     if "enum" in schema and value not in schema["enum"]:
         supported = ", ".join(json.dumps(v) for v in schema["enum"])
-        errors.append(f"{path}: Unsupported value: {_show(value)}: supported values: {supported}")
+        errors.block(f"{path}: Unsupported value: {_show(value)}: supported values: {supported}")
     numeric = _TYPES["number"](value)  # bounds apply to numbers only (an int-or-string may be a string)
     if numeric and "minimum" in schema and value < schema["minimum"]:
         errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body should be greater than or equal "
@@ -101,7 +125,7 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
             errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body should be at least "
                           f"{schema['minLength']} chars long")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(f"{path}: Too long: may not be more than {schema['maxLength']} bytes")
+            errors.block(f"{path}: Too long: may not be more than {schema['maxLength']} bytes")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             errors.append(f"{path}: Invalid value: {_show(value)}: {path} in body should match "
                           f"'{schema['pattern']}'")
@@ -110,7 +134,7 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
             errors.append(f"{path}: Invalid value: {len(value)}: {path} in body should have at least "
                           f"{schema['minItems']} items")
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(f"{path}: Too many: {len(value)}: must have at most {schema['maxItems']} items")
+            errors.block(f"{path}: Too many: {len(value)}: must have at most {schema['maxItems']} items")
         for i, item in enumerate(value):
             _schema_errors(item, schema.get("items", {}), f"{path}[{i}]", errors)
         if schema.get("x-kubernetes-list-type") == "map":
@@ -121,17 +145,16 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
                     continue
                 key = tuple(json.dumps(item.get(k)) for k in keys)
                 if key in seen:
-                    # the API server prints the key as Go's %#v of a map[string]interface{}
-                    shown = ",".join(f"{json.dumps(k)}:{json.dumps(item.get(k))}" for k in keys if k in item)
-                    errors.append(f"{path}[{i}]: Duplicate value: map[string]interface {{}}{{{shown}}}")
+                    shown = json.dumps({k: item[k] for k in keys if k in item}, separators=(",", ":"))
+                    errors.append(f"{path}[{i}]: Duplicate value: {shown}")
                 seen.add(key)
     if isinstance(value, dict):
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            errors.append(f"{path}: Too many: {len(value)}: must have at most {schema['maxProperties']} items")
+            errors.block(f"{path}: Too many: {len(value)}: must have at most {schema['maxProperties']} items")
         props = schema.get("properties")
         for req in schema.get("required", []):
             if req not in value:
-                errors.append(f"{_join(path, req)}: Required value")
+                errors.block(f"{_join(path, req)}: Required value")
         for key, item in value.items():
             sub_path = _join(path, key)
             if props is not None and key in props:
@@ -140,6 +163,38 @@ def _schema_errors(value: Any, schema: Schema, path: str, errors: list[str]) -> 
                 _schema_errors(item, schema["additionalProperties"], sub_path, errors)
             elif props is not None and not schema.get("x-kubernetes-preserve-unknown-fields"):
                 errors.append(f'unknown field "{sub_path}"')
+
+
+def _integral_numbers(value: Any) -> Any:
+    """2.0 → 2, as the API server decodes a JSON number that is an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_numbers(v) for v in value]
+    return value
+
+
+_GO_TYPES = {str: "string", float: "float64", bool: "bool", dict: "map[string]interface {}",
+             list: "[]interface {}"}
+
+
+def _scale_errors(spec: Any, errors: _Errors) -> None:
+    """The scale subresource's own check of spec.replicas (its specReplicasPath),
+    which the API server adds to the schema's."""
+    if not isinstance(spec, dict) or "replicas" not in spec:
+        return
+    value = spec["replicas"]
+    if _TYPES["integer"](value):
+        if value < 0:
+            errors.append(f".spec.replicas: Invalid value: {value}: should be a non-negative integer")
+        elif value > 2**31 - 1:
+            errors.append(f".spec.replicas: Invalid value: {value}: should be less than or equal to {2**31 - 1}")
+        return
+    shown = str(value).lower() if isinstance(value, bool) else value
+    errors.append(f".spec.replicas: Invalid value: 0: .spec.replicas accessor error: {shown} is of the type "
+                  f"{_GO_TYPES.get(type(value), type(value).__name__)}, expected int64")
 
 
 def _join(path: str, key: str) -> str:
@@ -173,14 +228,14 @@ def _program(rule: str) -> Any:
     return env.program(env.compile(rule))
 
 
-def _cel_error(path: str, value: Any, message: str) -> str:
+def _cel_error(path: str, message: str) -> str:
     """One rule failure as the API server words it, ``PATH: Invalid value:
-    VALUE: MESSAGE`` — except for a rule on the whole object, which the API
-    server prints as ``<nil>: Invalid value: "object": MESSAGE`` (its root
-    path is nil): there the message alone, which names the field itself."""
+    MESSAGE`` — except for a rule on the whole object, which the API server
+    prints as ``<nil>: Invalid value: MESSAGE`` (its root path is nil): there
+    the message alone, which names the field itself."""
     if not path:
         return message
-    return f"{path}: Invalid value: {_show(value)}: {message}"
+    return f"{path}: Invalid value: {message}"
 
 
 def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
@@ -193,11 +248,10 @@ def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
             try:
                 ok = program.evaluate({"self": celpy.json_to_cel(value)})
             except celpy.CELEvalError as exc:  # a rule that cannot evaluate is a refusal too
-                errors.append(_cel_error(concrete_path, value,
-                                         f"rule {rule!r} could not be evaluated: {exc.args[0]}"))
+                errors.append(_cel_error(concrete_path, f"rule {rule!r} could not be evaluated: {exc.args[0]}"))
                 continue
             if isinstance(ok, Exception) or not bool(ok):
-                errors.append(_cel_error(concrete_path, value, message))
+                errors.append(_cel_error(concrete_path, message))
 
 
 def _resolve(obj: Any, path: str) -> list[tuple[str, Any]]:
@@ -221,7 +275,7 @@ def validate_workerpool(obj: Any) -> dict:
     name = obj.get("metadata", {}).get("name", "<unnamed>") if isinstance(obj, dict) else "<unnamed>"
     if not isinstance(obj, dict):
         raise InvalidWorkerPool(name, [f"<root>: Invalid value: {_show(obj)}: a {names.KIND} must be a mapping"])
-    errors: list[str] = []
+    errors = _Errors()
     expected = f"{names.API_GROUP}/{names.API_VERSION}"
     if obj.get("apiVersion") != expected or obj.get("kind") != names.KIND:
         errors.append(f"apiVersion/kind: Invalid value: {_show(obj.get('apiVersion'))}/{_show(obj.get('kind'))}: "
@@ -231,10 +285,16 @@ def validate_workerpool(obj: Any) -> dict:
     if errors:
         raise InvalidWorkerPool(name, errors)
     schema = workerpool_schema()
-    defaulted = apply_defaults(obj, schema)
+    defaulted = apply_defaults(_integral_numbers(obj), schema)
     _schema_errors(defaulted, schema, "", errors)
-    if not errors:  # like the API server, CEL only runs on schema-valid objects
+    unknown = [e for e in errors if e.startswith("unknown field ")]
+    if unknown:  # kubectl's strict field validation refuses these alone, before any other check
+        raise InvalidWorkerPool(name, unknown)
+    _scale_errors(defaulted.get("spec"), errors)
+    if errors.blocking:  # as the API server: the rules may not run on such an object
+        errors.append(RULES_NOT_CHECKED)
+    else:
         _cel_errors(defaulted, schema, errors)
     if errors:
-        raise InvalidWorkerPool(name, errors)
+        raise InvalidWorkerPool(name, list(errors))
     return defaulted

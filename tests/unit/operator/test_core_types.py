@@ -18,7 +18,7 @@ import yaml
 from podsup import names
 from podsup_operator.builders import desired_children
 from podsup_operator.cli import main
-from podsup_operator.validation import InvalidWorkerPool, validate_workerpool
+from podsup_operator.validation import RULES_NOT_CHECKED, InvalidWorkerPool, validate_workerpool
 
 from .conftest import make_pool
 from .test_crd import EXAMPLES, K8S_VERSIONS
@@ -35,12 +35,12 @@ BAD = [
     ("env name starting with a digit", {"env": [{"name": "1X"}]}, 'spec.env[0].name: Invalid value: "1X"'),
     ("env value and valueFrom", {"env": [{"name": "A", "value": "x", "valueFrom": {
         "fieldRef": {"fieldPath": "metadata.name"}}}]},
-     'spec.env[0]: Invalid value: "object": env[].valueFrom may not be set when env[].value is not empty'),
+     'spec.env[0]: Invalid value: env[].valueFrom may not be set when env[].value is not empty'),
     ("env valueFrom empty", {"env": [{"name": "A", "valueFrom": {}}]},
-     'spec.env[0].valueFrom: Invalid value: "object": env[].valueFrom must set exactly one of fieldRef'),
+     'spec.env[0].valueFrom: Invalid value: env[].valueFrom must set exactly one of fieldRef'),
     ("env valueFrom two sources", {"env": [{"name": "A", "valueFrom": {
         "fieldRef": {"fieldPath": "metadata.name"}, "secretKeyRef": {"name": "s", "key": "k"}}}]},
-     'spec.env[0].valueFrom: Invalid value: "object": env[].valueFrom must set exactly one of'),
+     'spec.env[0].valueFrom: Invalid value: env[].valueFrom must set exactly one of'),
     ("env fieldPath unsupported", {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.x"}}}]},
      'spec.env[0].valueFrom.fieldRef.fieldPath: Invalid value: "spec.x"'),
     ("env secretKeyRef without key", {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s"}}}]},
@@ -53,9 +53,9 @@ BAD = [
      'spec.env[0].valueFrom.resourceFieldRef.resource: Invalid value: "limits.gpu"'),
     ("env unknown field", {"env": [{"name": "A", "valu": "x"}]}, 'unknown field "spec.env[0].valu"'),
     ("env not a list of objects", {"env": ["A=1"]},
-     'spec.env[0]: Invalid value: "str": spec.env[0] in body must be of type object: "string"'),
+     'spec.env[0]: Invalid value: "string": spec.env[0] in body must be of type object: "string"'),
     ("envFrom without source", {"envFrom": [{"prefix": "X_"}]},
-     'spec.envFrom[0]: Invalid value: "object": envFrom[] must set exactly one of configMapRef, secretRef'),
+     'spec.envFrom[0]: Invalid value: envFrom[] must set exactly one of configMapRef, secretRef'),
     ("envFrom bad prefix", {"envFrom": [{"prefix": "1-", "secretRef": {"name": "s"}}]},
      'spec.envFrom[0].prefix: Invalid value: "1-"'),
     ("envFrom ref without name", {"envFrom": [{"configMapRef": {}}]},
@@ -65,37 +65,37 @@ BAD = [
     ("memory limit with a bad unit", {"resources": {"limits": {"memory": "1GB"}}},
      'spec.resources.limits.memory: Invalid value: "1GB"'),
     ("negative memory request", {"resources": {"requests": {"memory": "-5"}}},
-     'spec.resources.requests: Invalid value: "object": resources.requests quantities must be greater than or '
+     'spec.resources.requests: Invalid value: resources.requests quantities must be greater than or '
      'equal to 0'),
     ("negative cpu limit as a number", {"resources": {"limits": {"cpu": -1}}},
-     'spec.resources.limits: Invalid value: "object": resources.limits quantities must be greater than or equal'),
+     'spec.resources.limits: Invalid value: resources.limits quantities must be greater than or equal'),
     ("quantity of a wrong type", {"resources": {"requests": {"cpu": 0.5}}},
-     "spec.resources.requests.cpu: Invalid value: 0.5: spec.resources.requests.cpu in body must be of type "
+     "spec.resources.requests.cpu: Invalid value: \"number\": spec.resources.requests.cpu in body must be of type "
      "integer,string"),
     ("volumeMount without mountPath", {"volumeMounts": [{"name": "data"}], **VOL},
      "spec.volumeMounts[0].mountPath: Required value"),
     ("volumeMount of no volume", {"volumeMounts": [{"name": "nope", "mountPath": "/d"}], **VOL},
-     'spec: Invalid value: "object": volumeMounts[].name must name a volume of spec.pod.volumes'),
+     'spec: Invalid value: volumeMounts[].name must name a volume of spec.pod.volumes'),
     ("volumeMount paths repeated", {"volumeMounts": [{"name": "data", "mountPath": "/d"},
                                                      {"name": "data", "mountPath": "/d"}], **VOL},
-     'spec: Invalid value: "object": volumeMounts[].mountPath must be unique'),
+     'spec: Invalid value: volumeMounts[].mountPath must be unique'),
     ("volumeMount over the podsup binary", {"volumeMounts": [{"name": "data", "mountPath": names.SHARED_BIN_DIR}],
                                             **VOL},
-     f'spec: Invalid value: "object": volumeMounts[].mountPath {names.SHARED_BIN_DIR} is where'),
+     f'spec: Invalid value: volumeMounts[].mountPath {names.SHARED_BIN_DIR} is where'),
     ("volumeMount subPath escaping", {"volumeMounts": [{"name": "data", "mountPath": "/d", "subPath": "../x"}],
                                       **VOL},
-     'spec.volumeMounts[0]: Invalid value: "object": volumeMounts[].subPath must be a relative path'),
+     'spec.volumeMounts[0]: Invalid value: volumeMounts[].subPath must be a relative path'),
     ("volumeMount bad propagation", {"volumeMounts": [{"name": "data", "mountPath": "/d",
                                                        "mountPropagation": "Shared"}], **VOL},
      'spec.volumeMounts[0].mountPropagation: Unsupported value: "Shared"'),
     ("volume name not a DNS label", {"pod": {"volumes": [{"name": "Data", "emptyDir": {}}]}},
      'spec.pod.volumes[0].name: Invalid value: "Data"'),
     ("volume names repeated", {"pod": {"volumes": [{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}]}},
-     'spec.pod.volumes[1]: Duplicate value: map[string]interface {}{"name":"a"}'),
+     'spec.pod.volumes[1]: Duplicate value: {"name":"a"}'),
     ("port name all digits", {"ports": [{"name": "8080", "containerPort": 8080}]},
-     'spec.ports[0]: Invalid value: "object": ports[].name must contain at least one letter'),
+     'spec.ports[0]: Invalid value: ports[].name must contain at least one letter'),
     ("port name with --", {"ports": [{"name": "a--b", "containerPort": 8080}]},
-     'spec.ports[0]: Invalid value: "object": ports[].name must contain at least one letter and no'),
+     'spec.ports[0]: Invalid value: ports[].name must contain at least one letter and no'),
     ("port 0", {"ports": [{"name": "http", "containerPort": 0}]},
      "spec.ports[0].containerPort: Invalid value: 0: spec.ports[0].containerPort in body should be greater than "
      "or equal to 1"),
@@ -103,13 +103,19 @@ BAD = [
      "spec.ports[0].containerPort: Invalid value: 65536"),
     ("service port on the metrics port", {"ports": [{"name": "http", "containerPort": 8080,
                                                      "servicePort": names.DEFAULT_HTTP_PORT}]},
-     'spec: Invalid value: "object": ports[].servicePort (default containerPort) must differ from '
+     'spec: Invalid value: ports[].servicePort (default containerPort) must differ from '
      'supervisor.metricsPort'),
     ("service ports repeated", {"ports": [{"name": "a", "containerPort": 8080, "servicePort": 80},
                                           {"name": "b", "containerPort": 8081, "servicePort": 80}]},
-     'spec: Invalid value: "object": ports[].servicePort (default containerPort) must be unique per protocol'),
+     'spec: Invalid value: ports[].servicePort (default containerPort) must be unique per protocol'),
     ("image with a trailing space", {"image": "php:8 "}, 'spec.image: Invalid value: "php:8 "'),
     ("replicas beyond int32", {"replicas": 2**31}, "spec.replicas: Invalid value: 2147483648"),
+    ("replicas negative (also the scale subresource's check)", {"replicas": -1},
+     ".spec.replicas: Invalid value: -1: should be a non-negative integer"),
+    ("replicas a string", {"replicas": "3"},
+     ".spec.replicas: Invalid value: 0: .spec.replicas accessor error: 3 is of the type string, expected int64"),
+    ("processes a fraction", {"processes": 1.5},
+     "Checked value must be of type integer (default format) in spec.processes"),
     ("maxReplicas beyond int32", {"autoscaling": {"enabled": True, "maxReplicas": 2**31,
                                                   "targets": {"busyWorkersPercent": 50}}},
      "spec.autoscaling.maxReplicas: Invalid value: 2147483648"),
@@ -119,13 +125,13 @@ BAD = [
     ("pdb not a percent", {"disruption": {"minAvailable": "half"}},
      'spec.disruption.minAvailable: Invalid value: "half"'),
     ("toleration Exists with a value", {"pod": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
-     'spec.pod.tolerations[0]: Invalid value: "object": pod.tolerations[].value must be empty when operator is '
+     'spec.pod.tolerations[0]: Invalid value: pod.tolerations[].value must be empty when operator is '
      'Exists'),
     ("toleration without key nor Exists", {"pod": {"tolerations": [{"value": "v"}]}},
-     'spec.pod.tolerations[0]: Invalid value: "object": pod.tolerations[].operator must be Exists'),
+     'spec.pod.tolerations[0]: Invalid value: pod.tolerations[].operator must be Exists'),
     ("toleration seconds without NoExecute", {"pod": {"tolerations": [{"key": "k", "operator": "Exists",
                                                                        "tolerationSeconds": 5}]}},
-     'spec.pod.tolerations[0]: Invalid value: "object": pod.tolerations[].effect must be NoExecute'),
+     'spec.pod.tolerations[0]: Invalid value: pod.tolerations[].effect must be NoExecute'),
     ("toleration bad effect", {"pod": {"tolerations": [{"key": "k", "effect": "Never"}]}},
      'spec.pod.tolerations[0].effect: Unsupported value: "Never"'),
     ("toleration unknown field", {"pod": {"tolerations": [{"key": "k", "operater": "Exists"}]}},
@@ -180,17 +186,32 @@ def test_render_refuses_them_with_the_same_field_path(spec, expected, tmp_path, 
     code = main(["render", "-f", str(path), "--operator-image", "op:1"])
     out, err = capsys.readouterr()
     assert code != 0 and out == ""
-    lines = [line[2:] for line in err.splitlines() if line.startswith("* ")]
-    assert _matches(lines, expected), err
+    assert _matches(reported(err), expected), err
+
+
+def reported(err: str) -> list[str]:
+    """The problems in kubectl's layout: after 'is invalid: ' when one, '* ' lines when several."""
+    first, *rest = err.splitlines()
+    return ([first.split(" is invalid: ", 1)[1]] if " is invalid: " in first else []) + \
+        [line[2:] for line in rest if line.startswith("* ")]
+
+
+def test_an_integral_number_is_an_integer_as_the_api_server_decodes_it(tmp_path, capsys):
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(make_pool({"processes": 2.0, "replicas": 3.0}, defaults=False, uid=None)))
+    assert main(["render", "-f", str(path), "--operator-image", "op:1"]) == 0
+    deployment = next(yaml.safe_load_all(capsys.readouterr()[0]))
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--workers") + 1] == "2" and deployment["spec"]["replicas"] == 3
 
 
 def test_the_three_pools_of_issue_14_are_refused():
     """`render` exited 0 for these (and the CRD took them); the API server then refused the Deployment."""
-    assert _errors({"env": [{"value": "x"}]}) == ["spec.env[0].name: Required value"]
+    assert _errors({"env": [{"value": "x"}]}) == ["spec.env[0].name: Required value", RULES_NOT_CHECKED]
     assert _errors({"resources": {"requests": {"cpu": "lots"}}})[0].startswith(
         'spec.resources.requests.cpu: Invalid value: "lots"')
     assert _errors({"resources": {"requests": {"memory": "-5"}}}) == [
-        'spec.resources.requests: Invalid value: "object": resources.requests quantities must be greater than or '
+        'spec.resources.requests: Invalid value: resources.requests quantities must be greater than or '
         'equal to 0']
 
 

@@ -116,7 +116,7 @@ def test_render_reports_cel_failures(tmp_path, capsys):
                                              defaults=False)))
     code, _, err = render(path, capsys)
     assert code == 2
-    assert "spec.autoscaling: Invalid value: \"object\": autoscaling.targets needs at least one target" in err
+    assert "spec.autoscaling: Invalid value: autoscaling.targets needs at least one target" in err
 
 
 @pytest.mark.parametrize("content,message", [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from podsup_operator.validation import InvalidWorkerPool, validate_workerpool
+from podsup_operator.validation import RULES_NOT_CHECKED, InvalidWorkerPool, validate_workerpool
 
 from .conftest import make_pool
 
@@ -24,14 +24,15 @@ def test_bounds():
 
 def test_types():
     assert errors_of({"processes": "four"}) == [
-        'spec.processes: Invalid value: "str": spec.processes in body must be of type integer: "string"']
+        'spec.processes: Invalid value: "string": spec.processes in body must be of type integer: "string"',
+        RULES_NOT_CHECKED]
     assert errors_of({"disruption": {"minAvailable": [1]}})[0].startswith(
         "spec.disruption.minAvailable: Invalid value:")
 
 
 def test_enum():
     assert errors_of({"queue": {"type": "kafka", "name": "q", "url": "kafka://k"}}) == [
-        'spec.queue.type: Unsupported value: "kafka": supported values: "redis", "amqp"']
+        'spec.queue.type: Unsupported value: "kafka": supported values: "redis", "amqp"', RULES_NOT_CHECKED]
 
 
 def test_required_and_unknown_fields():
@@ -40,7 +41,24 @@ def test_required_and_unknown_fields():
     pool["spec"]["imagee"] = "typo"
     with pytest.raises(InvalidWorkerPool) as info:
         validate_workerpool(pool)
-    assert info.value.errors == ["spec.image: Required value", 'unknown field "spec.imagee"']
+    # kubectl's strict field validation refuses an unknown field alone, before the schema
+    assert info.value.errors == ['unknown field "spec.imagee"']
+    del pool["spec"]["imagee"]
+    with pytest.raises(InvalidWorkerPool) as info:
+        validate_workerpool(pool)
+    assert info.value.errors == ["spec.image: Required value", RULES_NOT_CHECKED]
+
+
+def test_rules_run_alongside_value_errors_but_not_after_blocking_ones():
+    """As a 1.36 API server answered: a bound or pattern error leaves the CEL
+    rules running; a wrong type, a missing field, an enum or a length bound
+    stops them, and the output says some rules were not checked."""
+    assert errors_of({"processes": 0, "disruption": {}}) == [
+        "spec.processes: Invalid value: 0: spec.processes in body should be greater than or equal to 1",
+        "spec.disruption: Invalid value: exactly one of disruption.minAvailable and disruption.maxUnavailable "
+        "must be set"]
+    assert errors_of({"pod": {"labels": {"a": "x" * 64}}, "disruption": {}}) == [
+        "spec.pod.labels.a: Too long: may not be more than 63 bytes", RULES_NOT_CHECKED]
 
 
 def test_pattern_and_length():
@@ -52,7 +70,7 @@ def test_pattern_and_length():
 
 def test_duplicate_port_names():
     errs = errors_of({"ports": [{"name": "a", "containerPort": 1}, {"name": "a", "containerPort": 2}]})
-    assert errs == ['spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a"}']
+    assert errs == ['spec.ports[1]: Duplicate value: {"name":"a"}']
 
 
 def test_passthrough_fields_accept_anything_structured():
@@ -73,7 +91,7 @@ def test_int_or_string_bounds_and_patterns_apply_by_type():
 def test_max_properties():
     requests = {f"example.com/r{i}": "1" for i in range(17)}
     assert errors_of({"resources": {"requests": requests}}) == [
-        "spec.resources.requests: Too many: 17: must have at most 16 items"]
+        "spec.resources.requests: Too many: 17: must have at most 16 items", RULES_NOT_CHECKED]
 
 
 def test_wrong_kind_and_missing_name():
@@ -86,4 +104,8 @@ def test_wrong_kind_and_missing_name():
 def test_message_names_the_pool_like_kubectl():
     with pytest.raises(InvalidWorkerPool) as info:
         validate_workerpool(make_pool({"processes": 0}, name="jobs", defaults=False))
+    assert str(info.value) == ('The WorkerPool "jobs" is invalid: spec.processes: Invalid value: 0: '
+                               'spec.processes in body should be greater than or equal to 1')
+    with pytest.raises(InvalidWorkerPool) as info:
+        validate_workerpool(make_pool({"processes": 0, "replicas": -1}, name="jobs", defaults=False))
     assert str(info.value).splitlines()[0] == 'The WorkerPool "jobs" is invalid:'
