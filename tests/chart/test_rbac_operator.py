@@ -106,6 +106,11 @@ def example_pools() -> list[dict]:
     stranded["spec"].pop("queue", None)
     stranded["spec"]["autoscaling"].update(minReplicas=1, targets={"busyWorkersPercent": 80})
     pools.append(stranded)
+    # and a single pod with nothing but a command: no HPA, no PDB (deleted if any)
+    single = copy.deepcopy(pools[0])
+    single["metadata"]["name"] = "single"
+    single["spec"] = {k: v for k, v in single["spec"].items() if k in ("image", "command")}
+    pools.append(single)
     return pools
 
 

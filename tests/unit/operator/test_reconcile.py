@@ -124,7 +124,7 @@ def test_second_reconcile_with_nothing_changed_writes_nothing():
 
 def test_spec_change_is_applied_as_update():
     api, (events, emit) = FakeApi(), events_recorder()
-    reconcile(make_pool({"replicas": 1}), api, IMAGE)
+    reconcile(make_pool({"replicas": 2}), api, IMAGE)  # 2 and 4 pods: the same default PDB
     outcome = reconcile(make_pool({"replicas": 4}), api, IMAGE, emit=emit)
     assert outcome.applied == ["Deployment"]
     assert api.objects[("Deployment", "jobs")]["spec"]["replicas"] == 4
@@ -136,8 +136,8 @@ def test_child_not_in_spec_is_deleted_only_if_we_control_it():
     auto = {"enabled": True, "maxReplicas": 3, "targets": {"busyWorkersPercent": 60}}
     reconcile(make_pool({"autoscaling": auto}), api, IMAGE)
     assert ("HorizontalPodAutoscaler", "jobs") in api.objects
-    outcome = reconcile(make_pool({}), api, IMAGE)
-    assert outcome.deleted == ["HorizontalPodAutoscaler"]
+    outcome = reconcile(make_pool({}), api, IMAGE)  # one pod: no HPA, and no default PDB either
+    assert outcome.deleted == ["HorizontalPodAutoscaler", "PodDisruptionBudget"]
 
     foreign = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "jobs"}}
     api.objects[("PodDisruptionBudget", "jobs")] = foreign
