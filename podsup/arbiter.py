@@ -6,10 +6,10 @@ interpreter also writes it to the self-pipe registered with
 (:meth:`Arbiter.submit`) and write the same pipe; the loop wakes from its
 selector, then dispatches, reaps, and advances its timers (respawns, stop
 deadlines, drain, rolling reload). Decisions (backoff, crash storm, job mode)
-come from :mod:`podsup.policy`; processes and clocks from a
+come from :mod:`podsup.core.policy`; processes and clocks from a
 :class:`podsup.system.System`, so the loop runs against a fake in unit tests.
 
-Worker states (:class:`podsup.states.WorkerState`) change only in
+Worker states (:class:`podsup.core.states.WorkerState`) change only in
 :meth:`Arbiter._transition`.
 """
 from __future__ import annotations
@@ -28,13 +28,14 @@ from typing import Any, Callable, Iterable
 import psutil
 
 import podsup
-from podsup import commands, names, policy, spawn
+from podsup import names, spawn
+from podsup.core import commands, policy
 from podsup.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.output import LinePump, Log
 from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, ReportSockets, RollingRate, parse_report
-from podsup.snapshot import PoolSnapshot, WorkerSnapshot
-from podsup.states import PoolState, WorkerState
+from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.core.states import PoolState, WorkerState
 from podsup.system import ExitStatus, System
 
 PR_SET_CHILD_SUBREAPER = 36

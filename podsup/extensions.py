@@ -4,7 +4,7 @@ The control socket, the HTTP server (/metrics, /healthz, /readyz), the
 watchdog, the queue probe and the Prometheus multiprocess directory are
 extensions (issue 3). The loop stays the only place that forks and kills;
 an extension observes through the hooks below and acts only by calling
-``arbiter.submit(command)`` (see podsup.commands), from any thread.
+``arbiter.submit(command)`` (see podsup.core.commands), from any thread.
 
 The seam offered by :class:`podsup.arbiter.Arbiter`:
 

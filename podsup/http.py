@@ -48,8 +48,8 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 
 from podsup import names
-from podsup.snapshot import PoolSnapshot
-from podsup.states import WorkerState
+from podsup.core.snapshot import PoolSnapshot
+from podsup.core.states import WorkerState
 
 log = logging.getLogger("podsup.http")
 

@@ -3,7 +3,7 @@
 Two sources, two mechanisms:
 
 * :class:`PoolCollector` — a custom collector that turns one
-  :class:`~podsup.snapshot.PoolSnapshot` (taken at scrape time) into the pool
+  :class:`~podsup.core.snapshot.PoolSnapshot` (taken at scrape time) into the pool
   families: workers by state, desired, restarts, exits, per-worker RSS/CPU,
   busy ratio, draining, crash loop, queue depth. Nothing is cached, so a scrape
   never shows a stale pool.
@@ -29,8 +29,8 @@ from prometheus_client.registry import Collector
 
 from podsup import names
 from podsup.reports import RollingRate  # the one rolling rate (also each worker's QPS)
-from podsup.snapshot import PoolSnapshot
-from podsup.states import WorkerState
+from podsup.core.snapshot import PoolSnapshot
+from podsup.core.states import WorkerState
 
 #: Seconds over which podsup_requests_per_second averages ``done`` reports.
 RATE_WINDOW = 30.0

@@ -24,7 +24,7 @@ import threading
 import urllib.parse
 from typing import Any, Callable, Mapping
 
-from podsup.eventlog import EventLog, StdLog
+from podsup.core.eventlog import EventLog, StdLog
 from podsup.reports import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)

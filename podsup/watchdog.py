@@ -26,8 +26,8 @@ import random
 import time
 from typing import Any, Callable
 
-from podsup.commands import Recycle
-from podsup.eventlog import EventLog, StdLog
+from podsup.core.commands import Recycle
+from podsup.core.eventlog import EventLog, StdLog
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable
 
-from podsup import status_view
+from podsup.core import status_view
 from podsup.ctl.client import ControlError, PodsupGone, request
 from podsup.ctl.handlers import CommandError, parse_scale
 

@@ -12,7 +12,7 @@ import stat
 import time
 from typing import Any
 
-from podsup.ctl import framing
+from podsup.core import framing
 
 
 class ControlError(Exception):

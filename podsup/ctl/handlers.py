@@ -1,7 +1,7 @@
 """What each control command does.
 
 Handlers never act on workers themselves: like the signal handlers, they turn a
-request into a command object (podsup.commands) and hand it to the master loop
+request into a command object (podsup.core.commands) and hand it to the master loop
 with ``Arbiter.submit``; the loop forks and kills. ``status`` only reads
 ``Arbiter.snapshot()``.
 
@@ -15,9 +15,9 @@ import re
 import threading
 from typing import Any, Callable, Mapping, Protocol
 
-from podsup.commands import Drain, Reload, Scale
+from podsup.core.commands import Drain, Reload, Scale
 from podsup.config import MAX_WORKERS
-from podsup.snapshot import PoolSnapshot
+from podsup.core.snapshot import PoolSnapshot
 
 #: How long a handler waits for the loop to accept a command.
 SUBMIT_TIMEOUT = 15.0

@@ -22,9 +22,9 @@ import threading
 import time
 from typing import Any
 
-from podsup.ctl import framing
+from podsup.core import framing
 from podsup.ctl.handlers import Handlers
-from podsup.eventlog import EventLog, StdLog
+from podsup.core.eventlog import EventLog, StdLog
 
 #: A client that does not finish its request in this time is dropped.
 CONNECTION_TIMEOUT = 10.0

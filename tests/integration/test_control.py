@@ -12,7 +12,7 @@ import sys
 
 import psutil
 
-from podsup.ctl import framing
+from podsup.core import framing
 from podsup.ctl.client import ControlError, request
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import live_pids, podsup_cli, status_json

@@ -13,13 +13,15 @@ import sys
 
 import pytest
 
-from podsup import client, commands, names
+from podsup import client, names
+
+from podsup.core import commands
 from podsup.arbiter import Arbiter
 from podsup.cgroup import OomCounter
 from podsup.config import Config
 from podsup.extensions import Extension
 from podsup.output import Log
-from podsup.states import PoolState, WorkerState
+from podsup.core.states import PoolState, WorkerState
 from podsup.system import ExitStatus, FakeSystem
 from tests.waiting import wait_for
 

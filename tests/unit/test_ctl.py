@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from podsup.commands import Drain, Reload, Scale
-from podsup.ctl import framing
+from podsup.core.commands import Drain, Reload, Scale
+from podsup.core import framing
 from podsup.ctl.client import ControlError, request
 from podsup.ctl.cli_commands import status_main
 from podsup.config import MAX_WORKERS
 from podsup.ctl.handlers import CommandError, Handlers, parse_scale
 from podsup.ctl.server import ControlServer
-from podsup.snapshot import PoolSnapshot
-from podsup.states import PoolState
+from podsup.core.snapshot import PoolSnapshot
+from podsup.core.states import PoolState
 from tests.waiting import wait_for
 
 

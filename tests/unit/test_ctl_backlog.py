@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from podsup.ctl import framing
+from podsup.core import framing
 from podsup.ctl.client import ControlError, PodsupGone, request
 
 

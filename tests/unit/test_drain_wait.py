@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from podsup.ctl import framing
+from podsup.core import framing
 from podsup.ctl.cli_commands import _workers_gone
 
 

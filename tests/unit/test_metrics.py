@@ -10,8 +10,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import metrics, names
-from podsup.snapshot import PoolSnapshot, WorkerSnapshot
-from podsup.states import PoolState, WorkerState
+from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.core.states import PoolState, WorkerState
 
 
 def worker(slot: int, state: WorkerState | None, pid: int | None = 100) -> WorkerSnapshot:

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from podsup import http as podsup_http
 from podsup import metrics
 from podsup.http import HealthState, HealthView, HttpServer, liveness, readiness
-from podsup.snapshot import PoolSnapshot, WorkerSnapshot
-from podsup.states import PoolState, WorkerState
+from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.core.states import PoolState, WorkerState
 from tests.waiting import wait_for
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import signal
 
-from podsup import policy
+from podsup.core import policy
 
 
 def test_first_respawn_is_immediate_then_doubles_to_the_cap():

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from podsup import status_view
-from podsup.snapshot import PoolSnapshot, WorkerSnapshot
-from podsup.states import PoolState, WorkerState
+from podsup.core import status_view
+from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.core.states import PoolState, WorkerState
 
 
 def status() -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from podsup.states import PoolState, WorkerState
+from podsup.core.states import PoolState, WorkerState
 
 
 @dataclasses.dataclass(frozen=True)
