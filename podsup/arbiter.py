@@ -7,7 +7,7 @@ interpreter also writes it to the self-pipe registered with
 selector, then dispatches, reaps, and advances its timers (respawns, stop
 deadlines, drain, rolling reload). Decisions (backoff, crash storm, job mode)
 come from :mod:`podsup.core.policy`; processes and clocks from a
-:class:`podsup.system.System`, so the loop runs against a fake in unit tests.
+:class:`podsup.host.system.System`, so the loop runs against a fake in unit tests.
 
 Worker states (:class:`podsup.core.states.WorkerState`) change only in
 :meth:`Arbiter._transition`.
@@ -28,15 +28,16 @@ from typing import Any, Callable, Iterable
 import psutil
 
 import podsup
-from podsup import names, spawn
+from podsup import names
+from podsup.host import spawn
 from podsup.core import commands, policy
-from podsup.cgroup import OomCounter
+from podsup.host.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
-from podsup.output import LinePump, Log
-from podsup.reports import MalformedReport, Report, ReportSocket, ReportSocketError, ReportSockets, RollingRate, parse_report
+from podsup.host.output import LinePump, Log
+from podsup.host.reports import MalformedReport, Report, ReportSocket, ReportSocketError, ReportSockets, RollingRate, parse_report
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
-from podsup.system import ExitStatus, System
+from podsup.host.system import ExitStatus, System
 
 PR_SET_CHILD_SUBREAPER = 36
 #: Loop wake-up period when no timer is due (extensions' tick, crash window).

@@ -109,7 +109,7 @@ def _close_quietly(extensions: list) -> None:
 
 def run(argv: list[str]) -> int:
     """``podsup run [options] -- COMMAND [ARGS...]``."""
-    from podsup import spawn
+    from podsup.host import spawn
     from podsup.arbiter import Arbiter
     from podsup.extensions import build_extensions
 

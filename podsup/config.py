@@ -227,7 +227,7 @@ class Option:
 
 
 def _default_workers() -> int:
-    from podsup import cgroup
+    from podsup.host import cgroup
     return cgroup.cpu_count()
 
 

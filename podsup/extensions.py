@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from podsup.arbiter import Arbiter
     from podsup.config import Config
-    from podsup.reports import Report
+    from podsup.host.reports import Report
 
 
 class Extension:
@@ -61,7 +61,7 @@ class Extension:
         """A worker was reaped; ``description`` is e.g. 'exit 1', 'signal SIGKILL', 'oom'."""
 
     def on_report(self, slot: int, pid: int, report: "Report") -> None:
-        """A worker sent a well-formed report (podsup.reports.Report)."""
+        """A worker sent a well-formed report (podsup.host.reports.Report)."""
 
     def tick(self, now: float) -> None:
         """Called by the loop at least once per second (``now``: time.monotonic())."""

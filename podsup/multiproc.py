@@ -9,7 +9,7 @@ worker dead when it exits, and /metrics merges the directory with
 MultiProcessCollector. Counters of dead workers stay in the directory, so
 counts survive respawns.
 
-Which directory: by default a private one (podsup.rundir: removed at exit,
+Which directory: by default a private one (podsup.host.rundir: removed at exit,
 swept at the next start if podsup was SIGKILLed). A ``PROMETHEUS_MULTIPROC_DIR``
 already set in podsup's environment is respected, as gunicorn users expect
 (e.g. a memory-backed emptyDir): podsup creates it if missing, removes its
@@ -60,7 +60,7 @@ import psutil
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
-from podsup import rundir
+from podsup.host import rundir
 from podsup.config import ConfigError
 from podsup.extensions import Extension
 

@@ -25,7 +25,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from podsup.core.eventlog import EventLog, StdLog
-from podsup.reports import MAX_QUEUE_NAME, is_queue_name
+from podsup.host.reports import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)
 SCHEMES = {

@@ -1,6 +1,6 @@
 """The event-log interface extensions write to: ``log.info/warning/error(msg, **fields)``.
 
-Inside ``podsup run`` that is ``arbiter.log`` (podsup.output.Log: one line per
+Inside ``podsup run`` that is ``arbiter.log`` (podsup.host.output.Log: one line per
 event in the configured --log-format, thread-safe). Before an extension is
 attached, or in unit tests, :class:`StdLog` renders the same calls to a
 standard ``logging`` logger as ``msg key=value ...``.

@@ -6,7 +6,7 @@ import os
 import signal
 
 from podsup import names
-from podsup.spawn import FDS_MARGIN, FDS_PER_WORKER
+from podsup.host.spawn import FDS_MARGIN, FDS_PER_WORKER
 from tests.integration.podsup_process import PodsupProcess
 from tests.integration.servers import status_json
 from tests.waiting import wait_for

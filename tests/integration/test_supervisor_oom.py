@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from podsup import cgroup
+from podsup.host import cgroup
 from tests.integration.podsup_process import PodsupProcess
 from tests.waiting import wait_for
 

@@ -17,12 +17,12 @@ from podsup import client, names
 
 from podsup.core import commands
 from podsup.arbiter import Arbiter
-from podsup.cgroup import OomCounter
+from podsup.host.cgroup import OomCounter
 from podsup.config import Config
 from podsup.extensions import Extension
-from podsup.output import Log
+from podsup.host.output import Log
 from podsup.core.states import PoolState, WorkerState
-from podsup.system import ExitStatus, FakeSystem
+from podsup.host.system import ExitStatus, FakeSystem
 from tests.waiting import wait_for
 
 

@@ -1,7 +1,7 @@
 """cgroup readers against a directory of fake cgroup files."""
 from __future__ import annotations
 
-from podsup import cgroup
+from podsup.host import cgroup
 
 
 def make_cgroup(root, path, cpu_max=None):

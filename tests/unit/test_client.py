@@ -9,7 +9,7 @@ import pytest
 
 from podsup import client
 from podsup.names import ENV_REPORT
-from podsup.reports import parse_report
+from podsup.host.reports import parse_report
 
 
 @pytest.fixture

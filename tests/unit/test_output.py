@@ -6,7 +6,7 @@ import json
 import os
 import threading
 
-from podsup.output import MAX_LINE, LinePump, Log
+from podsup.host.output import MAX_LINE, LinePump, Log
 
 
 def test_text_format_prefixes_slot_and_podsup():
@@ -93,7 +93,7 @@ def test_background_writes_never_block_and_count_what_a_stalled_reader_costs():
     dropped and counted, and a warning says so once output flows again."""
     import time
 
-    from podsup import output
+    from podsup.host import output
 
     read_fd, write_fd = os.pipe()
     with os.fdopen(write_fd, "wb", buffering=0) as out:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from podsup import reports
-from podsup.reports import MalformedReport, Report, ReportSocketError, RollingRate, parse_report, report_root
+from podsup.host import reports
+from podsup.host.reports import MalformedReport, Report, ReportSocketError, RollingRate, parse_report, report_root
 
 
 @pytest.mark.parametrize("data,expected", [

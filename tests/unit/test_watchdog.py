@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from podsup.core.commands import Recycle
-from podsup.reports import Report
+from podsup.host.reports import Report
 from podsup.watchdog import Limits, WatchdogExtension, WorkerWatch, check, request_limit, tree_rss
 from tests.waiting import wait_for
 

@@ -15,7 +15,7 @@ import signal
 import time
 from typing import Callable
 
-from podsup import spawn
+from podsup.host import spawn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """podsup's private runtime directories, and the sweep of those a killed podsup left.
 
 podsup keeps two things in directories of its own under ``$TMPDIR`` (/tmp):
-the worker report socket (podsup.reports) and the Prometheus multiprocess
+the worker report socket (podsup.host.reports) and the Prometheus multiprocess
 directory (podsup.multiproc). It removes them when it exits, but a podsup
 that is SIGKILLed (OOM killer, ``kill -9``, a container runtime giving up)
 cannot, and with ``/tmp`` on an emptyDir every container restart would leave

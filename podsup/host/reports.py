@@ -180,7 +180,7 @@ def report_root(tmpdir: str | None = None) -> str | None:
 
 def make_report_dir() -> str:
     """A private report directory (swept at the next start if podsup is SIGKILLed)."""
-    from podsup import rundir
+    from podsup.host import rundir
     root = report_root()
     rundir.sweep_stale(root)  # directories of podsups that were SIGKILLed
     directory = rundir.make_dir("report", root=root)
