@@ -215,7 +215,7 @@ class Arbiter:
             raw.sort(key=lambda r: (r["id"], r["started_at"] or 0.0))
             running = sum(1 for w in self.workers.values() if w.state.running)
             # the one definition of ready/healthy, shared with /readyz and /healthz
-            from podsup.http import HealthView, liveness, readiness
+            from podsup.plugins.http import HealthView, liveness, readiness
             ready = readiness(HealthView.of_arbiter(self), self.config.ready_needed(self.desired), False)[0]
             healthy = liveness(now - self.last_loop, self.crash_loop)[0] and self.exit_code is None
             pool = dict(

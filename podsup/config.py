@@ -364,7 +364,7 @@ def _short_repr(value: Any) -> str:
 
 def _shown(option: Option, raw: Any) -> str:
     if option.field in SECRET_OPTIONS:
-        from podsup.queueprobe import redact_safe
+        from podsup.plugins.queueprobe import redact_safe
         return _short_repr(redact_safe(str(raw)))
     return _short_repr(raw)
 

@@ -78,12 +78,12 @@ def build_extensions(config: "Config") -> list[Any]:
     fails ``podsup run`` at once with one line (ConfigError).
     """
     from podsup.config import ConfigError
-    from podsup.ctl.server import ControlExtension
-    from podsup.http import HealthState, HttpExtension
-    from podsup.metrics import MetricsExtension
-    from podsup.multiproc import MultiprocExtension
-    from podsup.queueprobe import QueueConfigError, QueueProbeExtension
-    from podsup.watchdog import Limits, WatchdogExtension
+    from podsup.plugins.control.server import ControlExtension
+    from podsup.plugins.http import HealthState, HttpExtension
+    from podsup.plugins.metrics import MetricsExtension
+    from podsup.plugins.multiproc import MultiprocExtension
+    from podsup.plugins.queueprobe import QueueConfigError, QueueProbeExtension
+    from podsup.plugins.watchdog import Limits, WatchdogExtension
 
     extensions: list[Any] = []
     try:

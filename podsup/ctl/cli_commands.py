@@ -16,7 +16,7 @@ from typing import Callable
 
 from podsup.core import status_view
 from podsup.ctl.client import ControlError, PodsupGone, request
-from podsup.ctl.handlers import CommandError, parse_scale
+from podsup.plugins.control.handlers import CommandError, parse_scale
 
 #: How often ``drain --wait`` looks whether the workers are gone.
 DRAIN_POLL = 0.2

@@ -94,7 +94,7 @@ class RollingRate:
     """Events per second over the trailing ``window`` seconds (pure: time is passed in).
 
     The one rate of podsup: each worker's QPS in ``podsup status`` and the
-    pool's ``podsup_requests_per_second`` (podsup.metrics) are both this class.
+    pool's ``podsup_requests_per_second`` (podsup.plugins.metrics) are both this class.
     Events are kept in one-second buckets, so memory is bounded by the window
     whatever the report rate (1,000 ``done``/s cost 10 buckets, not 10,000
     timestamps). A bucket counts while its second is inside the window, so the
@@ -121,7 +121,7 @@ class RollingRate:
             self._buckets.append([second, count])
         self._expire(now)
 
-    add = record  #: the name podsup.metrics used
+    add = record  #: the name podsup.plugins.metrics used
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window

@@ -2,7 +2,7 @@
 
 podsup keeps two things in directories of its own under ``$TMPDIR`` (/tmp):
 the worker report socket (podsup.host.reports) and the Prometheus multiprocess
-directory (podsup.multiproc). It removes them when it exits, but a podsup
+directory (podsup.plugins.multiproc). It removes them when it exits, but a podsup
 that is SIGKILLed (OOM killer, ``kill -9``, a container runtime giving up)
 cannot, and with ``/tmp`` on an emptyDir every container restart would leave
 one more behind. So every podsup sweeps at start.

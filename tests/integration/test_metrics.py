@@ -224,7 +224,7 @@ def closed_by_peer(sock: socket.socket) -> bool:
 
 
 def test_idle_connections_do_not_hold_podsups_threads():
-    from podsup import http as podsup_http
+    from podsup.plugins import http as podsup_http
     with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")]) as p:
         wait_for(lambda: http_get(p.http_port, "/healthz")[0] == 200, timeout=60, message="/healthz 200")
         proc = psutil.Process(p.pid)

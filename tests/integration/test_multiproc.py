@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from podsup.multiproc import ENV_MULTIPROC_DIR
+from podsup.plugins.multiproc import ENV_MULTIPROC_DIR
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import http_get, scrape
 from tests.waiting import wait_for

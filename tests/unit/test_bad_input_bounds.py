@@ -7,7 +7,7 @@ import os
 import pytest
 
 from podsup.config import ConfigError, load
-from podsup.queueprobe import QueueConfigError, RedisProbe, AmqpProbe, parse_queue_url
+from podsup.plugins.queueprobe import QueueConfigError, RedisProbe, AmqpProbe, parse_queue_url
 
 
 def cfg(argv, env=None):

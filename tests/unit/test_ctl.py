@@ -19,8 +19,8 @@ from podsup.core import framing
 from podsup.ctl.client import ControlError, request
 from podsup.ctl.cli_commands import status_main
 from podsup.config import MAX_WORKERS
-from podsup.ctl.handlers import CommandError, Handlers, parse_scale
-from podsup.ctl.server import ControlServer
+from podsup.plugins.control.handlers import CommandError, Handlers, parse_scale
+from podsup.plugins.control.server import ControlServer
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import PoolState
 from tests.waiting import wait_for

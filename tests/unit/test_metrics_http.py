@@ -13,9 +13,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from podsup import http as podsup_http
-from podsup import metrics
-from podsup.http import HealthState, HealthView, HttpServer, liveness, readiness
+from podsup.plugins import http as podsup_http
+from podsup.plugins import metrics
+from podsup.plugins.http import HealthState, HealthView, HttpServer, liveness, readiness
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
 from tests.waiting import wait_for

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from podsup import multiproc
+from podsup.plugins import multiproc
 from podsup.host import rundir
 from podsup.config import ConfigError
 

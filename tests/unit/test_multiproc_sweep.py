@@ -8,7 +8,7 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from podsup import multiproc
+from podsup.plugins import multiproc
 
 #: A "worker" that forks a child using prometheus-client, waits for it, then
 #: reports both pids and stays alive until its stdin closes.

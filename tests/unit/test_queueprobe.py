@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from podsup import queueprobe
-from podsup.queueprobe import (OutageLog, QueueBoard, QueueConfigError, parse_queue_url, probe_once, redact,
+from podsup.plugins import queueprobe
+from podsup.plugins.queueprobe import (OutageLog, QueueBoard, QueueConfigError, parse_queue_url, probe_once, redact,
                                require_library)
 
 

@@ -43,7 +43,7 @@ def test_rolling_rate_over_the_window_and_for_young_workers():
 def test_one_rolling_rate_for_status_and_metrics():
     """Each worker's QPS (status) and podsup_requests_per_second (metrics) are
     the same implementation, with memory bounded by the window."""
-    from podsup import metrics
+    from podsup.plugins import metrics
     assert metrics.RollingRate is RollingRate
     rate = RollingRate(window=10.0)
     for i in range(100_000):

@@ -12,7 +12,7 @@ import pytest
 
 from podsup.core.commands import Recycle
 from podsup.host.reports import Report
-from podsup.watchdog import Limits, WatchdogExtension, WorkerWatch, check, request_limit, tree_rss
+from podsup.plugins.watchdog import Limits, WatchdogExtension, WorkerWatch, check, request_limit, tree_rss
 from tests.waiting import wait_for
 
 

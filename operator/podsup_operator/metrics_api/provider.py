@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from podsup import names
-from podsup.metrics import RATE_WINDOW
+from podsup.plugins.metrics import RATE_WINDOW
 
 from . import selectors, types
 from .discovery import EXTERNAL_METRICS, POD_METRICS

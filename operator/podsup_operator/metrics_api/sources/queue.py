@@ -3,7 +3,7 @@
 Why the operator polls instead of scraping podsup's ``podsup_queue_depth``:
 at zero replicas there is no pod to scrape, and the first message must be
 seen to wake the pool. The broker clients are podsup's own probes
-(:mod:`podsup.queueprobe`: LLEN of a Redis list, passive queue.declare on
+(:mod:`podsup.plugins.queueprobe`: LLEN of a Redis list, passive queue.declare on
 RabbitMQ), so the operator and the in-pod probe read a queue the same way.
 
 A reading is either a value or an error, never both; a reading older than
@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from podsup import queueprobe
+from podsup.plugins import queueprobe
 
 #: Poll interval when the WorkerPool does not set queue.pollIntervalSeconds.
 DEFAULT_POLL_INTERVAL = 5.0
@@ -53,7 +53,7 @@ def poll_interval(queue: Mapping) -> float:
 
 
 def broker_url(queue: Mapping, secret_value: str | None = None) -> str:
-    """The full URL for :func:`podsup.queueprobe.parse_queue_url`.
+    """The full URL for :func:`podsup.plugins.queueprobe.parse_queue_url`.
 
     ``queue.url`` has no credentials and no queue parameter (the name is added
     here, as the Deployment builder adds it for podsup); ``urlSecretRef``'s

@@ -221,7 +221,7 @@ def build_registry(snapshot: Callable[[], PoolSnapshot], queues: Callable[[], Ma
     stats = ReportStats(registry, window=window)
     registry.register(PoolCollector(snapshot, stats.requests_per_second, queues, probe_errors))
     if multiproc_dir is not None:
-        from podsup.multiproc import WorkersCollector
+        from podsup.plugins.multiproc import WorkersCollector
         registry.register(WorkersCollector(multiproc_dir))
     return registry, stats
 

@@ -122,7 +122,7 @@ class Handlers:
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
         status = self.arbiter.snapshot().to_json()
         if self.probed_queues is not None:
-            from podsup.metrics import merge_queues  # server side only: the CLI never needs it
+            from podsup.plugins.metrics import merge_queues  # server side only: the CLI never needs it
 
             # the broker wins over a worker's report, as on /metrics; a broker that
             # does not answer shows no depth rather than a stale one

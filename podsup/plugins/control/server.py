@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from podsup.core import framing
-from podsup.ctl.handlers import Handlers
+from podsup.plugins.control.handlers import Handlers
 from podsup.core.eventlog import EventLog, StdLog
 
 #: A client that does not finish its request in this time is dropped.
