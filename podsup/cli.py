@@ -110,7 +110,7 @@ def _close_quietly(extensions: list) -> None:
 def run(argv: list[str]) -> int:
     """``podsup run [options] -- COMMAND [ARGS...]``."""
     from podsup.host import spawn
-    from podsup.arbiter import Arbiter
+    from podsup.loop.arbiter import Arbiter
     from podsup.extensions import build_extensions
 
     if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else len(argv)]):

@@ -6,7 +6,7 @@ extensions (issue 3). The loop stays the only place that forks and kills;
 an extension observes through the hooks below and acts only by calling
 ``arbiter.submit(command)`` (see podsup.core.commands), from any thread.
 
-The seam offered by :class:`podsup.arbiter.Arbiter`:
+The seam offered by :class:`podsup.loop.arbiter.Arbiter`:
 
 ``arbiter.submit(command) -> concurrent.futures.Future``
     Thread-safe; wakes the loop through its self-pipe. The loop executes
@@ -39,7 +39,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from podsup.arbiter import Arbiter
+    from podsup.loop.arbiter import Arbiter
     from podsup.config import Config
     from podsup.host.reports import Report
 

@@ -1,7 +1,7 @@
 """Pure decisions of the master loop: respawn backoff, crash storm, job mode.
 
 Plain functions over plain numbers so each rule is unit-tested on its own;
-the loop (podsup.arbiter) only feeds them what happened and obeys.
+the loop (podsup.loop.arbiter) only feeds them what happened and obeys.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The states of a worker and of the pool (explicit, like supervisor's states.py).
 
 The master loop is the only place that changes them, through one transition
-function per table (see podsup.arbiter), which also updates metrics and logs.
+function per table (see podsup.loop.arbiter), which also updates metrics and logs.
 """
 from __future__ import annotations
 

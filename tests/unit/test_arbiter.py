@@ -16,7 +16,7 @@ import pytest
 from podsup import client, names
 
 from podsup.core import commands
-from podsup.arbiter import Arbiter
+from podsup.loop.arbiter import Arbiter
 from podsup.host.cgroup import OomCounter
 from podsup.config import Config
 from podsup.extensions import Extension
@@ -155,7 +155,7 @@ def test_queue_report_sets_the_pool_queue_depth(pools):
 
 
 def test_a_queue_depth_nobody_refreshes_expires(pools):
-    from podsup.arbiter import QUEUE_REPORT_TTL
+    from podsup.loop.arbiter import QUEUE_REPORT_TTL
 
     pool = pools()
     pool.arb.handle_report(pool.pid(0), b"queue jobs 42")
@@ -167,7 +167,7 @@ def test_a_queue_depth_nobody_refreshes_expires(pools):
 
 
 def test_reported_queue_names_are_bounded(pools):
-    from podsup.arbiter import MAX_REPORTED_QUEUES, QUEUE_REPORT_TTL
+    from podsup.loop.arbiter import MAX_REPORTED_QUEUES, QUEUE_REPORT_TTL
 
     pool = pools()
     for i in range(MAX_REPORTED_QUEUES + 10):
