@@ -52,7 +52,7 @@ def test_binary_leaves_the_operator_out(podsup_binary):
     pyz_name = next(name for name in archive.toc if name.endswith(".pyz"))
     # Python modules live in the embedded PYZ archive; read its table of contents.
     modules = set(archive.open_embedded_archive(pyz_name).toc)
-    assert "podsup.cli" in modules and "podsup.ctl.cli_commands" in modules
+    assert "podsup.cli" in modules and "podsup.cli.control" in modules
     assert not {m for m in modules if m.split(".")[0] in {"kopf", "kubernetes", "podsup_operator"}}
     FIGURES["binary modules"] = str(len(modules))
 

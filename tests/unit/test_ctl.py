@@ -16,8 +16,8 @@ import pytest
 
 from podsup.core.commands import Drain, Reload, Scale
 from podsup.core import framing
-from podsup.ctl.client import ControlError, request
-from podsup.ctl.cli_commands import status_main
+from podsup.cli.control_client import ControlError, request
+from podsup.cli.control import status_main
 from podsup.config import MAX_WORKERS
 from podsup.plugins.control.handlers import CommandError, Handlers, parse_scale
 from podsup.plugins.control.server import ControlServer

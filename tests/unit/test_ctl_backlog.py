@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from podsup.core import framing
-from podsup.ctl.client import ControlError, PodsupGone, request
+from podsup.cli.control_client import ControlError, PodsupGone, request
 
 
 def full_backlog(path: str) -> tuple[socket.socket, list[socket.socket]]:

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from podsup.core import framing
-from podsup.ctl.cli_commands import _workers_gone
+from podsup.cli.control import _workers_gone
 
 
 class OneShotServer:

@@ -1,7 +1,8 @@
 """``podsup`` command line: a table of subcommands, each ``func(argv) -> exit code``.
 
 ``run`` lives here; the control subcommands (status, scale, reload, drain)
-are added to :data:`SUBCOMMANDS` by the control-socket work (podsup.ctl).
+live in podsup.cli.control and talk to the control socket through
+podsup.cli.control_client.
 Entries are ``"module:function"`` strings imported on use, so ``podsup run``
 never imports what it does not need.
 """
@@ -19,10 +20,10 @@ from podsup import config as config_mod
 #: name -> ("module:function", one-line help). Add subcommands here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("podsup.cli:run", "supervise N workers of COMMAND"),
-    "status": ("podsup.ctl.cli_commands:status_main", "show the pool (table, --json, --watch)"),
-    "scale": ("podsup.ctl.cli_commands:scale_main", "change the worker count live: N, +K or -K"),
-    "reload": ("podsup.ctl.cli_commands:reload_main", "rolling restart, one worker at a time"),
-    "drain": ("podsup.ctl.cli_commands:drain_main", "preStop: readiness off, stop workers gracefully (--wait)"),
+    "status": ("podsup.cli.control:status_main", "show the pool (table, --json, --watch)"),
+    "scale": ("podsup.cli.control:scale_main", "change the worker count live: N, +K or -K"),
+    "reload": ("podsup.cli.control:reload_main", "rolling restart, one worker at a time"),
+    "drain": ("podsup.cli.control:drain_main", "preStop: readiness off, stop workers gracefully (--wait)"),
 }
 
 
