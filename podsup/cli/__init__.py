@@ -112,7 +112,7 @@ def run(argv: list[str]) -> int:
     """``podsup run [options] -- COMMAND [ARGS...]``."""
     from podsup.host import spawn
     from podsup.loop.arbiter import Arbiter
-    from podsup.extensions import build_extensions
+    from podsup.cli.assemble import build_extensions
 
     if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else len(argv)]):
         config_mod.build_parser().print_help()

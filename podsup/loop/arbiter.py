@@ -31,6 +31,7 @@ import podsup
 from podsup import names
 from podsup.host import spawn
 from podsup.core import commands, policy
+from podsup.core.health import HealthView, liveness, readiness
 from podsup.host.cgroup import OomCounter
 from podsup.config import EXIT_USAGE, MAX_WORKERS, Config
 from podsup.host.output import LinePump, Log
@@ -215,8 +216,7 @@ class Arbiter:
             raw.sort(key=lambda r: (r["id"], r["started_at"] or 0.0))
             running = sum(1 for w in self.workers.values() if w.state.running)
             # the one definition of ready/healthy, shared with /readyz and /healthz
-            from podsup.plugins.http import HealthView, liveness, readiness
-            ready = readiness(HealthView.of_arbiter(self), self.config.ready_needed(self.desired), False)[0]
+            ready = readiness(self.health(), self.config.ready_needed(self.desired), False)[0]
             healthy = liveness(now - self.last_loop, self.crash_loop)[0] and self.exit_code is None
             pool = dict(
                 version=podsup.__version__, started_at=self.started_wall, uptime=now - self.started,
@@ -235,6 +235,18 @@ class Arbiter:
         except OSError:  # pragma: no cover
             load = (0.0, 0.0, 0.0)
         return PoolSnapshot(workers=tuple(workers), loadavg=load, **pool)
+
+    def health(self) -> HealthView:
+        """Read in the loop thread at each tick, and by /readyz live from an
+        HTTP thread (flag reads and one copy of the worker table, no lock): a
+        full ``snapshot()`` measures every worker with psutil, far too costly
+        for that."""
+        workers = list(self.workers.values())
+        return HealthView(desired=int(self.desired),
+                          up=sum(1 for w in workers if w.state in (WorkerState.IDLE, WorkerState.BUSY)),
+                          draining=bool(self.draining or self.stopping),
+                          crash_loop=bool(self.crash_loop),
+                          exiting=self.exit_code is not None)
 
     @property
     def pool_state(self) -> PoolState:

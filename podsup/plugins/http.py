@@ -1,7 +1,8 @@
 """podsup's HTTP endpoint (``--http ADDR:PORT``): /metrics, /healthz, /readyz.
 
-The health answers are pure functions (:func:`liveness`, :func:`readiness`)
-over a :class:`HealthState` that the master loop refreshes on every tick. So:
+The health answers are pure functions (podsup.core.health: ``liveness``,
+``readiness``) over a :class:`HealthState` that the master loop refreshes on
+every tick. So:
 
 * /healthz fails when the loop is stuck — its last tick is older than
   ``stale_after`` — without ever waiting on the loop, and in a crash storm;
@@ -12,8 +13,8 @@ over a :class:`HealthState` that the master loop refreshes on every tick. So:
   starting takes no traffic yet; at least one, so a pod scaled to 0 workers
   is not ready unless ``--min-ready 0`` says so), and in a crash storm.
 
-:func:`readiness` and :func:`liveness` are the one definition: the master
-loop's ``PoolSnapshot.ready``/``healthy`` (``podsup status``) use them too.
+``readiness`` and ``liveness`` are the one definition: the master loop's
+``PoolSnapshot.ready``/``healthy`` (``podsup status``) use them too.
 
 /metrics is prometheus-client's exposition (text or OpenMetrics, as the
 Accept header asks; gzip when accepted) of podsup's registry. ``?name[]=NAME``
@@ -32,7 +33,6 @@ served at once: more are answered 503 and closed by the accepting thread.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import gzip
 import http.server
 import io
@@ -48,78 +48,17 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 
 from podsup import names
+from podsup.core.health import STALE_AFTER, HealthView, liveness, readiness
+from podsup.core.plugin import Extension, LoopHandle
 from podsup.core.snapshot import PoolSnapshot
-from podsup.core.states import WorkerState
 
 log = logging.getLogger("podsup.http")
 
-#: /healthz fails when the loop has not ticked for this long (it ticks >= 1/s).
-STALE_AFTER = 5.0
 #: Seconds a client has, from its connection being accepted, to send its
 #: request; also how long a response may take to send. Then it is dropped.
 REQUEST_TIMEOUT = 10.0
 #: Connections served at once; more are answered 503 and closed at once.
 MAX_CONNECTIONS = 64
-
-
-def liveness(tick_age: float | None, crash_loop: bool, stale_after: float = STALE_AFTER) -> tuple[bool, str]:
-    """(healthy, reason) from the age of the loop's last tick."""
-    if tick_age is None:
-        return False, "the master loop has not ticked yet"
-    if tick_age > stale_after:
-        return False, f"the master loop is stuck: no tick for {tick_age:.1f}s"
-    if crash_loop:
-        return False, "crash loop: workers exit faster than --crashloop-threshold allows"
-    return True, "ok"
-
-
-@dataclasses.dataclass(frozen=True)
-class HealthView:
-    """What the health answers need, and nothing that costs a psutil scan."""
-
-    desired: int
-    up: int              #: workers that have started serving (idle or busy)
-    draining: bool       #: draining or stopping
-    crash_loop: bool
-    exiting: bool = False
-
-    @classmethod
-    def from_snapshot(cls, snap: PoolSnapshot) -> "HealthView":
-        up = sum(1 for w in snap.workers if w.state in (WorkerState.IDLE, WorkerState.BUSY))
-        return cls(desired=snap.desired, up=up, draining=snap.draining, crash_loop=snap.crash_loop)
-
-    @classmethod
-    def of_arbiter(cls, arbiter: Any) -> "HealthView":
-        """Read in the loop thread at each tick, and by /readyz live from an
-        HTTP thread (flag reads and one copy of the worker table, no lock): a
-        full ``snapshot()`` measures every worker with psutil, far too costly
-        for that. Falls back to the snapshot if the arbiter's fields are not there."""
-        try:
-            workers = list(arbiter.workers.values())
-            return cls(desired=int(arbiter.desired),
-                       up=sum(1 for w in workers if w.state in (WorkerState.IDLE, WorkerState.BUSY)),
-                       draining=bool(arbiter.draining or arbiter.stopping),
-                       crash_loop=bool(arbiter.crash_loop),
-                       exiting=arbiter.exit_code is not None)
-        except AttributeError:
-            return cls.from_snapshot(arbiter.snapshot())
-
-
-def readiness(view: HealthView | None, needed: int, draining: bool) -> tuple[bool, str]:
-    """(ready, reason): not draining, no crash storm, at least ``needed`` workers up."""
-    if draining or (view is not None and view.draining):
-        return False, "draining"
-    if view is None:
-        return False, "no state from the master loop yet"
-    if view.exiting:
-        return False, "exiting"
-    if view.crash_loop:
-        return False, "crash loop"
-    if view.up < needed:
-        if view.desired == 0:
-            return False, "scaled to 0 workers"
-        return False, f"{view.up} of {needed} required workers ready"
-    return True, f"{view.up} workers ready"
 
 
 class HealthState:
@@ -359,9 +298,6 @@ class HttpServer:
         self._server.server_close()
 
 
-from podsup.extensions import Extension  # noqa: E402
-
-
 class HttpExtension(Extension):
     """Binds at construction (so a taken port fails ``podsup run`` at once),
     serves from attach, refreshes the health state on every loop tick."""
@@ -370,20 +306,20 @@ class HttpExtension(Extension):
         self.health = health
         self.host = address[0]
         self.server = HttpServer(address, registry, health)
-        self.arbiter: Any = None
+        self.loop: LoopHandle | None = None
 
-    def attach(self, arbiter: Any) -> None:
-        self.arbiter = arbiter
-        self.health.mark_tick(HealthView.of_arbiter(arbiter))
-        self.health.live = lambda: HealthView.of_arbiter(arbiter)
+    def attach(self, loop: LoopHandle) -> None:
+        self.loop = loop
+        self.health.mark_tick(loop.health())
+        self.health.live = loop.health
         self.server.start()
         host = f"[{self.host}]" if ":" in self.host else self.host
         # the bound port: with --http ADDR:0 the kernel chose it
-        arbiter.log.info("serving /metrics, /healthz, /readyz", address=f"{host}:{self.server.port}")
+        loop.log.info("serving /metrics, /healthz, /readyz", address=f"{host}:{self.server.port}")
 
     def tick(self, now: float) -> None:
-        if self.arbiter is not None:
-            self.health.mark_tick(HealthView.of_arbiter(self.arbiter))
+        if self.loop is not None:
+            self.health.mark_tick(self.loop.health())
 
     def close(self) -> None:
         self.server.close()

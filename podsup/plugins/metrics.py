@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from podsup import names
 from podsup.host.reports import RollingRate  # the one rolling rate (also each worker's QPS)
+from podsup.core.plugin import Extension
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import WorkerState
 
@@ -225,8 +226,6 @@ def build_registry(snapshot: Callable[[], PoolSnapshot], queues: Callable[[], Ma
         registry.register(WorkersCollector(multiproc_dir))
     return registry, stats
 
-
-from podsup.extensions import Extension  # noqa: E402  (the pure part above needs no loop)
 
 
 class MetricsExtension(Extension):

@@ -62,7 +62,7 @@ from prometheus_client.registry import Collector
 
 from podsup.host import rundir
 from podsup.config import ConfigError
-from podsup.extensions import Extension
+from podsup.core.plugin import Extension
 
 log = logging.getLogger("podsup.multiproc")
 

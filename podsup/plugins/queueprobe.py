@@ -25,6 +25,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from podsup.core.eventlog import EventLog, StdLog
+from podsup.core.plugin import Extension
 from podsup.host.reports import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)
@@ -307,8 +308,6 @@ class QueuePoller:
             except Exception:  # noqa: BLE001
                 pass
 
-
-from podsup.extensions import Extension  # noqa: E402
 
 
 class QueueProbeExtension(Extension):

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from podsup.core.commands import Recycle
 from podsup.core.eventlog import EventLog, StdLog
+from podsup.core.plugin import Extension
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +160,6 @@ def tree_rss_many(pids: list[int]) -> dict[int, int]:
         out[root] = total
     return out
 
-
-from podsup.extensions import Extension  # noqa: E402  (after the pure part on purpose)
 
 
 class WatchdogExtension(Extension):

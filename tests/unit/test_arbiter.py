@@ -19,8 +19,9 @@ from podsup.core import commands
 from podsup.loop.arbiter import Arbiter
 from podsup.host.cgroup import OomCounter
 from podsup.config import Config
-from podsup.extensions import Extension
+from podsup.core.plugin import Extension
 from podsup.host.output import Log
+from podsup.core.health import HealthView
 from podsup.core.states import PoolState, WorkerState
 from podsup.host.system import ExitStatus, FakeSystem
 from tests.waiting import wait_for
@@ -86,6 +87,23 @@ def pools():
     yield make
     for pool in made:
         pool.close()
+
+
+# --- health -----------------------------------------------------------------
+
+def test_health_reads_the_worker_table_without_a_snapshot(pools, monkeypatch):
+    """/readyz calls health() from an HTTP thread per request: flags and the
+    table only, never the psutil-measured snapshot."""
+    pool = pools(workers=3)
+    pool.arb.handle_report(pool.pid(0), b"idle")
+    pool.arb.handle_report(pool.pid(2), b"busy")
+
+    def no_snapshot(measure=True):
+        raise AssertionError("a psutil-measured snapshot at every tick is what this avoids")
+    monkeypatch.setattr(pool.arb, "snapshot", no_snapshot)
+    assert pool.arb.health() == HealthView(desired=3, up=2, draining=False, crash_loop=False)
+    pool.arb.stopping = True
+    assert pool.arb.health() == HealthView(desired=3, up=2, draining=True, crash_loop=False)
 
 
 # --- spawning ---------------------------------------------------------------

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from podsup.plugins import http as podsup_http
 from podsup.plugins import metrics
-from podsup.plugins.http import HealthState, HealthView, HttpServer, liveness, readiness
+from podsup.core.health import HealthView, liveness, readiness
+from podsup.plugins.http import HealthState, HttpServer
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
 from tests.waiting import wait_for
@@ -53,26 +54,6 @@ def test_readiness():
     assert readiness(view(up, crash_loop=True), 0, False) == (False, "crash loop")
     assert readiness(dataclasses.replace(view(up), exiting=True), 0, False) == (False, "exiting")
     assert readiness(None, 0, False)[0] is False
-
-
-def test_view_of_an_arbiter_reads_its_fields_without_a_snapshot():
-    class W:
-        def __init__(self, state):
-            self.state = state
-
-    class Arb:
-        workers = {1: W(WorkerState.IDLE), 2: W(WorkerState.STARTING), 3: W(WorkerState.BUSY)}
-        desired, draining, stopping, crash_loop, exit_code = 3, False, True, False, None
-
-        def snapshot(self):
-            raise AssertionError("a psutil-measured snapshot at every tick is what this avoids")
-
-    assert HealthView.of_arbiter(Arb()) == HealthView(desired=3, up=2, draining=True, crash_loop=False)
-
-    class Opaque:
-        def snapshot(self):
-            return snap([WorkerState.IDLE])
-    assert HealthView.of_arbiter(Opaque()).up == 1
 
 
 def test_health_state_goes_stale_without_ticks():

@@ -25,6 +25,7 @@ from typing import Any
 from podsup.core import framing
 from podsup.plugins.control.handlers import Handlers
 from podsup.core.eventlog import EventLog, StdLog
+from podsup.core.plugin import Extension
 
 #: A client that does not finish its request in this time is dropped.
 CONNECTION_TIMEOUT = 10.0
@@ -261,8 +262,6 @@ class ControlServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-
-from podsup.extensions import Extension  # noqa: E402
 
 
 class ControlExtension(Extension):
