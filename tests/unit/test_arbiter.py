@@ -173,7 +173,7 @@ def test_queue_report_sets_the_pool_queue_depth(pools):
 
 
 def test_a_queue_depth_nobody_refreshes_expires(pools):
-    from podsup.loop.arbiter import QUEUE_REPORT_TTL
+    from podsup.loop.intake import QUEUE_REPORT_TTL
 
     pool = pools()
     pool.arb.handle_report(pool.pid(0), b"queue jobs 42")
@@ -185,7 +185,7 @@ def test_a_queue_depth_nobody_refreshes_expires(pools):
 
 
 def test_reported_queue_names_are_bounded(pools):
-    from podsup.loop.arbiter import MAX_REPORTED_QUEUES, QUEUE_REPORT_TTL
+    from podsup.loop.intake import MAX_REPORTED_QUEUES, QUEUE_REPORT_TTL
 
     pool = pools()
     for i in range(MAX_REPORTED_QUEUES + 10):

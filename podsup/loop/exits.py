@@ -1,0 +1,141 @@
+"""Reaped workers: why each ended, what replaces it, and the crash-storm window.
+
+An end podsup asked for (stop, drain, reload, recycle, scale-down) is only
+logged; any other is a crash: backoff and crash-storm bookkeeping
+(podsup.core.policy) schedule the slot's refill, a normal exit code marks
+the slot done (job mode). What a worker leaves in its process group is
+stopped too, and SIGKILLed at its deadline.
+"""
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from podsup.config import Config
+from podsup.core import policy
+from podsup.core.states import WorkerState
+from podsup.host.cgroup import OomCounter
+from podsup.host.output import Log
+from podsup.host.system import ExitStatus, System
+from podsup.loop.table import Slot, Worker
+
+
+class Exits:
+    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
+
+    config: Config
+    system: System
+    log: Log
+    oom: OomCounter
+    extensions: list[Any]
+    slots: dict[int, Slot]
+    workers: dict[int, Worker]
+    draining: bool
+    stopping: bool
+    killed_any: bool
+    lingering: dict[int, float]
+    crash: policy.CrashWindow
+    crash_loop: bool
+    orphans_reaped: int
+    exits: Any
+
+    def _on_exit(self, status: ExitStatus) -> None:
+        known = self.workers.get(status.pid)
+        if known is not None:
+            # everything the worker sent is queued by the time it can be reaped:
+            # read it while the worker is still ours, so its last `done` counts for it
+            self._read_reports(known)
+            self._close_report(known)
+        worker = self.workers.pop(status.pid, None)
+        if worker is None:
+            self.orphans_reaped += 1
+            self.log.info("reaped orphan", pid=status.pid,
+                          status=policy.describe_exit(status.code, status.signal))
+            return
+        with self._procs_lock:
+            self._procs.pop(status.pid, None)
+        now = self.system.monotonic()
+        uptime = now - worker.started
+        oom = status.signal == signal.SIGKILL and not worker.killed and self.oom.rose()
+        description = policy.describe_exit(status.code, status.signal, oom)
+        self.exits[description] += 1
+        slot = self.slots.get(worker.slot)
+        for ext in self.extensions:
+            self._hook(ext, "on_exit", worker.slot, worker.pid, description)
+        if slot is not None:
+            slot.last_exit = description  # a replaced (recycled, reloaded) worker's end too
+            if slot.current is worker:
+                slot.current = None
+        requested = worker.state is WorkerState.STOPPING or worker.retiring or slot is None
+        fields = dict(slot=worker.slot, pid=worker.pid, status=description, uptime=f"{uptime:.2f}s")
+        if requested or self.draining or self.stopping or (slot is not None and slot.current is not None):
+            self.log.info("worker stopped", **fields, killed=worker.killed or None)
+            if worker.state is WorkerState.STOPPING:
+                if self.system.group_alive(worker.pid):
+                    deadline = now if worker.killed else (worker.stop_deadline or now)
+                    self.lingering[worker.pid] = deadline
+                    self.log.info("worker's process group still has members: waiting for them",
+                                  slot=worker.slot, pgid=worker.pid)
+            else:  # it ended by itself (during a drain, or replaced): what it left is stopped too
+                self._stop_leftovers(worker, now)
+            return
+        self._stop_leftovers(worker, now)
+        if policy.is_done(status.code, self.config.normal_exit_codes):
+            slot.done = True
+            self.log.info("worker done", **fields)
+            return
+        if oom:
+            self.log.warning("worker killed by the out-of-memory killer", **fields)
+        self._crashed(slot, uptime, description, policy.restart_reason(status.code, status.signal), fields)
+
+    def _crashed(self, slot: Slot, uptime: float, description: str, reason: str,
+                 fields: dict[str, Any] | None = None, event: str = "worker exited", level: str = "info",
+                 extra: dict[str, Any] | None = None) -> None:
+        """An unrequested end of a slot's worker: schedule its replacement."""
+        now = self.system.monotonic()
+        slot.last_exit = description
+        self.crash.record(now)
+        self._update_crash_loop(now)
+        plan = policy.plan_respawn(slot.failures, uptime, self.config.backoff_max, self.crash_loop)
+        slot.failures = plan.failures
+        slot.restart_reason = reason
+        slot.respawn_at = now + plan.delay
+        if fields is not None:
+            self.log.event(event, level, **fields, **(extra or {}), respawn_in=f"{plan.delay:.2f}s",
+                           crash_loop=self.crash_loop or None)
+
+    def _update_crash_loop(self, now: float) -> None:
+        storm = self.crash.in_crash_loop(now)
+        if storm == self.crash_loop:
+            return
+        self.crash_loop = storm
+        if storm:
+            self.log.error("crash loop: too many worker exits; unhealthy, respawns slowed",
+                           exits=len(self.crash.times), within=f"{self.config.crashloop_interval:g}s",
+                           threshold=self.config.crashloop_threshold)
+        else:
+            self.log.info("crash loop over")
+
+    def _stop_leftovers(self, worker: Worker, now: float) -> None:
+        """A worker that crashed or finished may leave members of its process
+        group behind (a shell's background jobs): they belong to that worker,
+        not to its replacement — stop them like a stopped worker's group
+        (stop signal now, SIGKILL after the graceful timeout)."""
+        if not self.system.group_alive(worker.pid):
+            return
+        self.system.killpg(worker.pid, self.config.stop_signal)
+        self.lingering[worker.pid] = now + self.config.graceful_timeout
+        self.log.info("worker's process group outlived it: stop signal sent to the rest",
+                      slot=worker.slot, pgid=worker.pid, signal=signal.Signals(self.config.stop_signal).name)
+
+    def _advance_lingering(self, now: float) -> None:
+        """SIGKILL what is left of a stopped worker's group at its deadline."""
+        for pgid, deadline in list(self.lingering.items()):
+            if not self.system.group_alive(pgid):
+                del self.lingering[pgid]
+            elif now >= deadline:
+                self.log.warning("process group outlived its worker's graceful timeout: SIGKILL", pgid=pgid)
+                self.lingering[pgid] = float("inf")  # wait for it to be gone
+                if self.draining or self.stopping:
+                    self.killed_any = True
+                self.system.killpg(pgid, signal.SIGKILL)

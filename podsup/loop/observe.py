@@ -1,0 +1,156 @@
+"""Reading the pool from any thread: the snapshot, the health view, the pool state.
+
+``snapshot()`` copies the worker table under the loop's lock, then measures
+RSS/CPU with psutil outside it (one process-table scan per call);
+``health()`` is the lock-free, psutil-free read /readyz makes per request.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from typing import Any
+
+import psutil
+
+import podsup
+from podsup.config import Config
+from podsup.core.health import HealthView, liveness, readiness
+from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
+from podsup.core.states import PoolState, WorkerState
+from podsup.host.system import System
+from podsup.loop.table import Slot, Worker
+
+
+class PoolView:
+    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
+
+    config: Config
+    system: System
+    slots: dict[int, Slot]
+    workers: dict[int, Worker]
+    desired: int
+    draining: bool
+    stopping: bool
+    crash_loop: bool
+    exit_code: int | None
+    _lock: Any
+
+    def _init_view(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+        self._procs_lock = threading.Lock()
+
+    def snapshot(self, measure: bool = True) -> PoolSnapshot:
+        """A consistent, immutable view of the pool (thread-safe).
+
+        ``measure=False`` skips the psutil RSS/CPU readings (zeros instead):
+        cheap enough for a health check every second.
+        """
+        with self._lock:
+            now, wall = self.system.monotonic(), self.system.wall()
+            rows = []
+            for slot in sorted(self.slots.values(), key=lambda s: s.id):
+                if slot.current is None:
+                    rows.append((slot, None))
+            for worker in self.workers.values():
+                rows.append((self.slots.get(worker.slot), worker))
+            raw = []
+            for slot, worker in rows:
+                slot_id = worker.slot if worker else slot.id
+                raw.append(dict(
+                    id=slot_id,
+                    pid=worker.pid if worker else None,
+                    state=worker.state if worker else None,
+                    started_at=worker.started_wall if worker else None,
+                    uptime=now - worker.started if worker else 0.0,
+                    requests=worker.requests if worker else 0,
+                    qps=worker.rate.rate(now, now - worker.started) if worker else 0.0,
+                    restarts=slot.restarts if slot else 0,
+                    last_exit=slot.last_exit if slot else None,
+                    busy_since=worker.busy_since if worker else None,
+                    last_heartbeat=worker.last_heartbeat if worker else None,
+                ))
+            raw.sort(key=lambda r: (r["id"], r["started_at"] or 0.0))
+            running = sum(1 for w in self.workers.values() if w.state.running)
+            # the one definition of ready/healthy, shared with /readyz and /healthz
+            ready = readiness(self.health(), self.config.ready_needed(self.desired), False)[0]
+            healthy = liveness(now - self.last_loop, self.crash_loop)[0] and self.exit_code is None
+            pool = dict(
+                version=podsup.__version__, started_at=self.started_wall, uptime=now - self.started,
+                state=self.pool_state, desired=self.desired, running=running, ready=ready,
+                healthy=healthy, draining=self.draining or self.stopping, crash_loop=self.crash_loop,
+                exits=dict(self.exits), restarts=dict(self.restarts), queues=self._fresh_queues(now),
+                malformed_reports=self.malformed_reports, lingering=len(self.lingering),
+            )
+        workers = []
+        usage = self._usage([r["pid"] for r in raw if r["pid"]]) if measure else {}
+        for r in raw:
+            rss, cpu = usage.get(r["pid"], (0, 0.0))
+            workers.append(WorkerSnapshot(rss_bytes=rss, cpu_percent=cpu, **r))
+        try:
+            load = os.getloadavg()
+        except OSError:  # pragma: no cover
+            load = (0.0, 0.0, 0.0)
+        return PoolSnapshot(workers=tuple(workers), loadavg=load, **pool)
+
+    def health(self) -> HealthView:
+        """Read in the loop thread at each tick, and by /readyz live from an
+        HTTP thread (flag reads and one copy of the worker table, no lock): a
+        full ``snapshot()`` measures every worker with psutil, far too costly
+        for that."""
+        workers = list(self.workers.values())
+        return HealthView(desired=int(self.desired),
+                          up=sum(1 for w in workers if w.state in (WorkerState.IDLE, WorkerState.BUSY)),
+                          draining=bool(self.draining or self.stopping),
+                          crash_loop=bool(self.crash_loop),
+                          exiting=self.exit_code is not None)
+
+    @property
+    def pool_state(self) -> PoolState:
+        if self.stopping:
+            return PoolState.STOPPING
+        if self.draining:
+            return PoolState.DRAINING
+        if self.crash_loop:
+            return PoolState.CRASH_LOOP
+        return PoolState.RUNNING
+
+    def _usage(self, pids: list[int]) -> dict[int, tuple[int, float]]:
+        """RSS and CPU% of each worker and its descendants (psutil).
+
+        One scan of the process table per call (not one per worker: psutil's
+        ``children()`` rescans it every time), then a cached Process per
+        member so ``cpu_percent`` compares with the previous snapshot.
+        """
+        kids: dict[int, list[int]] = collections.defaultdict(list)
+        for proc in psutil.process_iter(["ppid"]):
+            ppid = proc.info.get("ppid")
+            if ppid:
+                kids[ppid].append(proc.pid)
+        usage = {}
+        seen: set[int] = set()
+        with self._procs_lock:
+            for pid in pids:
+                family, stack = [], [pid]
+                while stack:
+                    member = stack.pop()
+                    family.append(member)
+                    stack.extend(kids.get(member, ()))
+                rss, cpu, found = 0, 0.0, False
+                for member in family:
+                    try:
+                        proc = self._procs.get(member)
+                        if proc is None:
+                            proc = self._procs[member] = psutil.Process(member)
+                        with proc.oneshot():
+                            rss += proc.memory_info().rss
+                            cpu += proc.cpu_percent(None)
+                        seen.add(member)
+                        found = True
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        continue
+                if found:
+                    usage[pid] = (rss, cpu)
+            for member in [m for m in self._procs if m not in seen]:
+                del self._procs[member]
+        return usage
