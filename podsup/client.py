@@ -26,7 +26,7 @@ import time
 from typing import Iterator
 
 from podsup.names import ENV_REPORT
-from podsup.host.reports import MalformedReport, parse_report
+from podsup.core.protocol import MalformedReport, parse_report
 
 
 def _float(value: object) -> float | None:

@@ -4,8 +4,9 @@ Workers find its path in ``PODSUP_REPORT`` and may send ``heartbeat``,
 ``busy``, ``idle``, ``done <seconds>`` (``done`` alone is accepted: duration
 unknown) or ``queue <name> <depth>``. The sender is identified by the kernel
 (SO_PASSCRED / SCM_CREDENTIALS), not by anything it writes, so a worker
-cannot speak for another. Parsing is a pure function; a malformed datagram
-is counted by the loop and otherwise ignored.
+cannot speak for another. Parsing is a pure function
+(podsup.core.protocol); a malformed datagram is counted by the loop and
+otherwise ignored.
 
 Each worker has its own socket (:class:`ReportSockets`: one per worker
 life, closed when that worker is reaped), so a report is still placed when
@@ -19,122 +20,13 @@ process group, whatever socket it used.
 """
 from __future__ import annotations
 
-import collections
-import dataclasses
-import math
 import os
 import shutil
 import socket
 import struct
 
-KINDS = ("heartbeat", "busy", "idle", "done", "queue")
-#: A reported queue name becomes a label value: printable, at most this long.
-MAX_QUEUE_NAME = 200
 MAX_DATAGRAM = 4096
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
-
-
-class MalformedReport(ValueError):
-    """Not one of the report lines of the protocol."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    kind: str                       #: one of KINDS
-    seconds: float | None = None    #: ``done``: the request's duration
-    queue: str | None = None        #: ``queue``: the queue's name
-    depth: float | None = None      #: ``queue``: its backlog
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise MalformedReport(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise MalformedReport(f"not a number >= 0: {text!r}")
-    return value
-
-
-def is_queue_name(name: str) -> bool:
-    """A queue name becomes a label value of podsup_queue_depth (reported by a
-    worker or named by --queue): printable UTF-8, at most MAX_QUEUE_NAME long."""
-    if len(name) > MAX_QUEUE_NAME or not name.isprintable():
-        return False
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: a non-UTF-8 byte in the command line
-        return False
-    return True
-
-
-def parse_report(data: bytes) -> Report:
-    """One datagram -> a :class:`Report`, or :class:`MalformedReport`."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedReport("not UTF-8") from None
-    parts = text.strip().split()
-    if not parts or parts[0] not in KINDS:
-        raise MalformedReport(f"unknown report {text[:40]!r}")
-    kind, args = parts[0], parts[1:]
-    if kind in ("heartbeat", "busy", "idle") and not args:
-        return Report(kind)
-    if kind == "done" and len(args) <= 1:
-        return Report(kind, seconds=_number(args[0]) if args else None)
-    if kind == "queue" and len(args) == 2:
-        name = args[0]
-        if not is_queue_name(name):
-            raise MalformedReport(f"queue name not printable or over {MAX_QUEUE_NAME} characters")
-        return Report(kind, queue=name, depth=_number(args[1]))
-    raise MalformedReport(f"bad arguments for {kind!r}: {text[:40]!r}")
-
-
-class RollingRate:
-    """Events per second over the trailing ``window`` seconds (pure: time is passed in).
-
-    The one rate of podsup: each worker's QPS in ``podsup status`` and the
-    pool's ``podsup_requests_per_second`` (podsup.plugins.metrics) are both this class.
-    Events are kept in one-second buckets, so memory is bounded by the window
-    whatever the report rate (1,000 ``done``/s cost 10 buckets, not 10,000
-    timestamps). A bucket counts while its second is inside the window, so the
-    rate never includes events older than ``window`` and may miss up to one
-    second of the oldest ones.
-
-    A source younger than the window (a fresh worker, a fresh pod) would
-    under-report by its missing history, so the rate divides by its age, at
-    least one second: give ``start`` (monotonic) once, or ``age`` per call.
-    """
-
-    def __init__(self, window: float = 10.0, start: float | None = None) -> None:
-        if window <= 0:
-            raise ValueError("window must be > 0")
-        self.window = window
-        self.start = start
-        self._buckets: collections.deque[list[float]] = collections.deque()  # [second, count]
-
-    def record(self, now: float, count: float = 1.0) -> None:
-        second = math.floor(now)
-        if self._buckets and self._buckets[-1][0] == second:
-            self._buckets[-1][1] += count
-        else:
-            self._buckets.append([second, count])
-        self._expire(now)
-
-    add = record  #: the name podsup.plugins.metrics used
-
-    def _expire(self, now: float) -> None:
-        horizon = now - self.window
-        while self._buckets and self._buckets[0][0] < horizon:
-            self._buckets.popleft()
-
-    def rate(self, now: float, age: float | None = None) -> float:
-        """Rate over the window, or over ``age`` (or ``now - start``) if the source is younger."""
-        self._expire(now)
-        if age is None and self.start is not None:
-            age = now - self.start
-        span = self.window if age is None else min(self.window, max(1.0, age))
-        return sum(count for _, count in self._buckets) / span
 
 
 #: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from podsup.host.reports import MalformedReport, parse_report
+from podsup.core.protocol import MalformedReport, parse_report
 from podsup.core.states import WorkerState
 from podsup.host.output import Log
 from podsup.host.system import System

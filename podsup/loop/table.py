@@ -7,7 +7,8 @@ in ``Arbiter._transition``.
 from __future__ import annotations
 
 from podsup.core.states import WorkerState
-from podsup.host.reports import ReportSocket, RollingRate
+from podsup.core.rate import RollingRate
+from podsup.host.reports import ReportSocket
 
 
 class Worker:

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from podsup import names
-from podsup.host.reports import RollingRate  # the one rolling rate (also each worker's QPS)
+from podsup.core.rate import RollingRate  # the one rolling rate (also each worker's QPS)
 from podsup.core.plugin import Extension
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import WorkerState

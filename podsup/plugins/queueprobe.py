@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from podsup.core.eventlog import EventLog, StdLog
 from podsup.core.plugin import Extension
-from podsup.host.reports import MAX_QUEUE_NAME, is_queue_name
+from podsup.core.protocol import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)
 SCHEMES = {

@@ -9,7 +9,7 @@ import pytest
 
 from podsup import client
 from podsup.names import ENV_REPORT
-from podsup.host.reports import parse_report
+from podsup.core.protocol import parse_report
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from podsup.host import reports
-from podsup.host.reports import MalformedReport, Report, ReportSocketError, RollingRate, parse_report, report_root
+from podsup.core.protocol import MalformedReport, Report, parse_report
+from podsup.core.rate import RollingRate
+from podsup.host.reports import ReportSocketError, report_root
 
 
 @pytest.mark.parametrize("data,expected", [

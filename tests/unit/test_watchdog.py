@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from podsup.core.commands import Recycle
-from podsup.host.reports import Report
+from podsup.core.protocol import Report
 from podsup.plugins.watchdog import Limits, WatchdogExtension, WorkerWatch, check, request_limit, tree_rss
 from tests.waiting import wait_for
 
