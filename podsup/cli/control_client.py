@@ -12,7 +12,7 @@ import stat
 import time
 from typing import Any
 
-from podsup.core import framing
+from podsup.host import framing
 
 
 class ControlError(Exception):

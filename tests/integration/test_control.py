@@ -12,7 +12,7 @@ import sys
 
 import psutil
 
-from podsup.core import framing
+from podsup.host import framing
 from podsup.cli.control_client import ControlError, request
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import live_pids, podsup_cli, status_json

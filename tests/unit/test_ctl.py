@@ -15,7 +15,7 @@ import time
 import pytest
 
 from podsup.core.commands import Drain, Reload, Scale
-from podsup.core import framing
+from podsup.host import framing
 from podsup.cli.control_client import ControlError, request
 from podsup.cli.control import status_main
 from podsup.config import MAX_WORKERS

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from podsup.core import framing
+from podsup.host import framing
 from podsup.cli.control_client import ControlError, PodsupGone, request
 
 

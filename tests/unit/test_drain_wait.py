@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from podsup.core import framing
+from podsup.host import framing
 from podsup.cli.control import _workers_gone
 
 

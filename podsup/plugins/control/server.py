@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from podsup.core import framing
+from podsup.host import framing
 from podsup.plugins.control.handlers import Handlers
 from podsup.core.eventlog import EventLog, StdLog
 from podsup.core.plugin import Extension
