@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 import podsup
-from podsup import config as config_mod
+from podsup.cli import options as config_mod
 
 #: name -> ("module:function", one-line help). Add subcommands here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -29,7 +29,7 @@ MAX_INTERVAL = 86400.0
 def default_control_path() -> str:
     """Where ``podsup run`` listens unless told otherwise (shared with config)."""
     try:
-        from podsup.config import default_control_path as shared  # the run side's default
+        from podsup.cli.options import default_control_path as shared  # the run side's default
         return shared()
     except (ImportError, AttributeError):
         pass

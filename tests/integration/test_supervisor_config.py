@@ -71,7 +71,7 @@ def test_bad_config_file_key_and_yaml(tmp_path):
 def test_help_lists_every_option_with_its_env_name():
     result = podsup(["run", "--help"])
     assert result.returncode == 0
-    from podsup.config import OPTIONS
+    from podsup.cli.options import OPTIONS
     for option in OPTIONS:
         assert option.flag in result.stdout and option.env in result.stdout
 

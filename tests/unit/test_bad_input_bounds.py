@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from podsup.config import ConfigError, load
+from podsup.cli.options import ConfigError, load
 from podsup.plugins.queueprobe import QueueConfigError, RedisProbe, AmqpProbe, parse_queue_url
 
 
@@ -109,7 +109,7 @@ def test_a_preload_flag_wins_over_the_config_files_command(tmp_path):
     (b"#!/usr/bin/env no-such-interpreter-here\n", "runs 'no-such-interpreter-here' through env"),
 ])
 def test_a_command_exec_would_always_refuse_is_one_line_at_start(tmp_path, content, message):
-    from podsup.config import check_executable
+    from podsup.cli.options import check_executable
 
     script = tmp_path / "worker"
     script.write_bytes(content)
@@ -120,7 +120,7 @@ def test_a_command_exec_would_always_refuse_is_one_line_at_start(tmp_path, conte
 
 
 def test_a_runnable_script_passes_the_start_check(tmp_path):
-    from podsup.config import check_executable
+    from podsup.cli.options import check_executable
 
     script = tmp_path / "worker"
     script.write_bytes(b"#!/usr/bin/env sh\necho ok\n")

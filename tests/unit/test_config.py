@@ -5,8 +5,9 @@ import signal
 
 import pytest
 
-from podsup import config, names
-from podsup.config import ConfigError, build_parser, load
+from podsup import names
+from podsup.cli import options as config
+from podsup.cli.options import ConfigError, build_parser, load
 
 
 def cfg(argv, env=None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from podsup.config import load
+from podsup.cli.options import load
 
 
 def ready_needed(args: list[str], desired: int) -> int:
