@@ -80,7 +80,7 @@ def print_structural_delays() -> None:
     interval only finds new series, so a new pool waits one relist more)."""
     import yaml
 
-    from podsup.cli.options import Config
+    from podsup.core.config import Config
     from podsup_operator.metrics_api.sources.queue import DEFAULT_POLL_INTERVAL
 
     values = yaml.safe_load((Path(__file__).resolve().parents[1] / "charts/podsup-operator/values.yaml").read_text())

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from podsup import names
-from podsup.cli.options import MAX_DURATION
+from podsup.core.config import MAX_DURATION
 
 from . import core_types as core
 from .schema import Schema, _node, array, boolean, integer, number, obj, passthrough, string, string_map
 
-#: The longest duration podsup run takes (podsup.cli.options.MAX_DURATION), in whole seconds.
+#: The longest duration podsup run takes (podsup.core.config.MAX_DURATION), in whole seconds.
 YEAR = int(MAX_DURATION)
 
 # Defaults shared by the schema and the builders (a manifest rendered offline

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from podsup.cli.options import Config
+    from podsup.core.config import Config
 
 
 def build_extensions(config: "Config") -> list[Any]:
@@ -19,7 +19,7 @@ def build_extensions(config: "Config") -> list[Any]:
     starts, so a taken port, a live control socket or a missing queue extra
     fails ``podsup run`` at once with one line (ConfigError).
     """
-    from podsup.cli.options import ConfigError
+    from podsup.core.config import ConfigError
     from podsup.plugins.control.server import ControlExtension
     from podsup.plugins.http import HealthState, HttpExtension
     from podsup.plugins.metrics import MetricsExtension

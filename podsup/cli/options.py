@@ -1,4 +1,4 @@
-"""Configuration of ``podsup run``: one table of options, one parser.
+"""Configuration of ``podsup run`` from the command line: one table of options, one parser.
 
 Every option of the run contract (DESIGN.md) is declared once in
 :data:`OPTIONS`, with the function that validates it. The same functions
@@ -6,201 +6,28 @@ read the value whether it comes from a flag, a ``PODSUP_<FLAG>`` environment
 variable or the YAML ``--config`` file, and the precedence is
 flag > env > file > default. A bad value raises :class:`ConfigError` whose
 message is one line naming the field, where it came from and what is
-allowed; the CLI prints it and exits 2.
+allowed; the CLI prints it and exits 2. The model (:class:`Config`) and the
+value parsers are pure and live in podsup.core.config and podsup.core.values.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
-import re
 import signal
 import stat
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
 from podsup import names
-
-EXIT_USAGE = 2
-#: The most workers one podsup runs (--workers, `podsup scale`, TTIN): beyond
-#: this a typo would fork-bomb the pod and stall the master loop.
-MAX_WORKERS = 1024
-#: The longest duration an option takes (seconds): a year.
-MAX_DURATION = 365 * 24 * 3600.0
-#: The largest byte size an option takes (--max-rss).
-MAX_BYTES = 2**63 - 1
-
-
-class ConfigError(Exception):
-    """A bad value: the message is the single line shown to the user."""
-
-
-# --- value parsers: str (or YAML scalar) -> value, ValueError(allowed) ---------
-
-def _int_min(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
-    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer {minimum}..{maximum}"
-
-    def parse(raw: Any) -> int:
-        text = str(raw).strip()
-        if isinstance(raw, bool) or not re.fullmatch(r"[+-]?[0-9]{1,20}", text, re.ASCII):
-            raise ValueError(f"must be {allowed}")
-        value = int(text)
-        if value < minimum or (maximum is not None and value > maximum):
-            raise ValueError(f"must be {allowed}")
-        return value
-    return parse
-
-
-#: Duration units: Go's (time.ParseDuration, Kubernetes' metav1.Duration) from
-#: ms up, plus ``d`` (24h) as Prometheus has it. A bare number is seconds.
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ms|s|m|h|d)", re.ASCII)
-_DURATION_RE = re.compile(r"(?:[0-9]*\.?[0-9]+(?:ms|s|m|h|d))+", re.ASCII)
-_NUMBER_RE = re.compile(r"[0-9]*\.?[0-9]+", re.ASCII)
-
-
-def parse_seconds(raw: Any) -> float | None:
-    """``30``, ``1.5``, ``500ms``, ``2m``, ``1h30m``, ``1d`` -> seconds; None if malformed.
-
-    Go's duration syntax (a sequence of number+unit, as ``kubectl --timeout``
-    takes), with ``d`` added; no sign (durations here are never negative) and
-    no ``us``/``ns`` (below what a supervisor's timers resolve)."""
-    if isinstance(raw, bool):
-        return None
-    text = str(raw).strip()
-    if len(text) > 64:  # a duration is short; do not run regexes over pasted megabytes
-        return None
-    if _NUMBER_RE.fullmatch(text):
-        return float(text)
-    if not _DURATION_RE.fullmatch(text):
-        return None
-    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
-
-
-def _duration(positive: bool = False) -> Callable[[Any], float]:
-    allowed = (("seconds > 0" if positive else "seconds >= 0")
-               + " or a duration with units ms, s, m, h, d (e.g. 30, 1.5, 500ms, 2m, 1h30m, 1d)")
-
-    def parse(raw: Any) -> float:
-        value = parse_seconds(raw)
-        if value is None or not math.isfinite(value) or (positive and value <= 0):
-            raise ValueError(f"must be {allowed}")
-        if value > MAX_DURATION:  # timers past this overflow the OS's (and are typos anyway)
-            raise ValueError(f"must be {allowed}, at most {int(MAX_DURATION)} (a year)")
-        return value
-    return parse
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
-               "g": 1000**3, "gb": 1000**3, "ki": 1024, "kib": 1024, "mi": 1024**2,
-               "mib": 1024**2, "gi": 1024**3, "gib": 1024**3}
-
-
-def parse_bytes(raw: Any) -> int:
-    """``268435456``, ``256Mi``, ``1G``, ``512MB`` -> bytes (0 = off)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(raw))
-    unit = match.group(2).lower() if match else ""
-    if isinstance(raw, bool) or not match or unit not in _SIZE_UNITS:
-        raise ValueError("must be bytes >= 0, optionally with a unit (e.g. 268435456, 256Mi, 1G)")
-    value = float(match.group(1)) * _SIZE_UNITS[unit]
-    if not math.isfinite(value) or value > MAX_BYTES:
-        raise ValueError(f"must be bytes >= 0, at most {MAX_BYTES} (8 EiB), optionally with a unit (e.g. 256Mi)")
-    return int(value)
-
-
-def parse_signal(raw: Any) -> int:
-    """``TERM``, ``SIGTERM``, ``term`` or a number -> signal number."""
-    text = str(raw).strip().upper()
-    allowed = "must be a signal name such as TERM, INT, QUIT, HUP, USR1, USR2, WINCH or a number"
-    if text.isascii() and text.isdigit():
-        number = int(text[:4]) if len(text) <= 4 else -1  # no signal has 5 digits
-        if number in {int(s) for s in signal.valid_signals()} and number != signal.SIGSTOP:
-            return number
-        raise ValueError(allowed)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    sig = getattr(signal.Signals, text, None) if text.isidentifier() else None
-    if sig is None or sig == signal.SIGSTOP:
-        raise ValueError(allowed)
-    return int(sig)
-
-
-def parse_exit_codes(raw: Any) -> frozenset[int]:
-    """``0``, ``0,3`` (or a YAML list) -> a set of exit codes 0..255."""
-    items = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
-    codes = set()
-    for item in items:
-        text = str(item).strip()
-        if isinstance(item, bool) or not (text.isascii() and text.isdigit()) or len(text) > 3 or int(text) > 255:
-            raise ValueError("must be a comma-separated list of exit codes 0..255 (e.g. 0 or 0,3)")
-        codes.add(int(text))
-    return frozenset(codes)
-
-
-def parse_http(raw: Any) -> tuple[str, int] | None:
-    """``ADDR:PORT`` -> (addr, port); ``off`` or empty disables the server."""
-    if raw is False or raw is None:  # YAML reads `http: off` as false
-        return None
-    text = str(raw).strip()
-    if text.lower() in ("", "off", "none", "false", "no"):
-        return None
-    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:([0-9]{1,5})", text)
-    if not match or int(match.group(2)) > 65535:
-        raise ValueError("must be ADDR:PORT with a port 0..65535 (e.g. 0.0.0.0:9090, [::]:9090) or 'off'")
-    return match.group(1) or "0.0.0.0", int(match.group(2))
+from podsup.core.config import EXIT_USAGE, MAX_WORKERS, Config, ConfigError
+from podsup.core.values import (duration_parser, int_parser, parse_bytes, parse_control, parse_exit_codes, parse_http,
+                                parse_log_format, parse_path, parse_preload, parse_queue, parse_signal)
 
 
 def default_control_path() -> str:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     return os.path.join(runtime or "/tmp", "podsup.sock")
-
-
-def parse_control(raw: Any) -> str | None:
-    if raw is False or raw is None:  # YAML reads `control: off` as false
-        return None
-    if not isinstance(raw, str):  # a YAML list or number is no path
-        raise ValueError("must be a Unix socket path shorter than 108 bytes, or 'off'")
-    text = raw.strip()
-    if text.lower() in ("", "off", "none", "false", "no"):
-        return None
-    if "\0" in text or len(os.fsencode(text)) > 107:
-        raise ValueError("must be a Unix socket path shorter than 108 bytes, or 'off'")
-    return text
-
-
-QUEUE_SCHEMES = ("redis", "rediss", "amqp", "amqps")
-
-
-def parse_queue(raw: Any) -> str | None:
-    text = str(raw).strip()
-    if not text:
-        return None
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in QUEUE_SCHEMES:
-        raise ValueError("must be a URL redis://HOST:PORT/DB?list=NAME or amqp://USER:PASS@HOST:PORT/VHOST?queue=NAME")
-    return text
-
-
-def parse_log_format(raw: Any) -> str:
-    text = str(raw).strip().lower()
-    if text not in ("text", "json"):
-        raise ValueError("must be one of: text, json")
-    return text
-
-
-def parse_preload(raw: Any) -> str | None:
-    text = str(raw).strip()
-    if not text:
-        return None
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", text):
-        raise ValueError("must be MODULE:FUNC (e.g. myapp.worker:main)")
-    return text
-
-
-def parse_path(raw: Any) -> str | None:
-    text = str(raw).strip()
-    return text or None
 
 
 # --- the table ------------------------------------------------------------------
@@ -232,21 +59,21 @@ def _default_workers() -> int:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("workers", _int_min(0, MAX_WORKERS), _default_workers, "number of workers (default: CPUs the cgroup allows)", "N"),
+    Option("workers", int_parser(0, MAX_WORKERS), _default_workers, "number of workers (default: CPUs the cgroup allows)", "N"),
     Option("stop-signal", parse_signal, int(signal.SIGTERM), "signal sent to each worker's process group to stop it", "SIG"),
-    Option("graceful-timeout", _duration(), 30.0, "seconds a stopping worker gets before SIGKILL", "S"),
-    Option("drain-delay", _duration(), 0.0, "seconds readiness is off before workers are signalled on TERM", "S"),
+    Option("graceful-timeout", duration_parser(), 30.0, "seconds a stopping worker gets before SIGKILL", "S"),
+    Option("drain-delay", duration_parser(), 0.0, "seconds readiness is off before workers are signalled on TERM", "S"),
     Option("normal-exit-codes", parse_exit_codes, frozenset(), "exit codes meaning 'done, do not respawn' (job mode), e.g. 0", "CODES"),
-    Option("backoff-max", _duration(), 10.0, "upper bound of the respawn backoff in seconds", "S"),
-    Option("crashloop-threshold", _int_min(0), 10, "more exits than this within --crashloop-interval is a crash storm (0: off)", "N"),
-    Option("crashloop-interval", _duration(positive=True), 60.0, "window of the crash-storm count in seconds", "S"),
-    Option("max-requests", _int_min(0), 0, "recycle a worker after this many requests (0: off)", "N"),
-    Option("max-requests-jitter", _int_min(0), 0, "random 0..J added to --max-requests per worker", "J"),
-    Option("max-lifetime", _duration(), 0.0, "recycle a worker older than this (0: off)", "S"),
+    Option("backoff-max", duration_parser(), 10.0, "upper bound of the respawn backoff in seconds", "S"),
+    Option("crashloop-threshold", int_parser(0), 10, "more exits than this within --crashloop-interval is a crash storm (0: off)", "N"),
+    Option("crashloop-interval", duration_parser(positive=True), 60.0, "window of the crash-storm count in seconds", "S"),
+    Option("max-requests", int_parser(0), 0, "recycle a worker after this many requests (0: off)", "N"),
+    Option("max-requests-jitter", int_parser(0), 0, "random 0..J added to --max-requests per worker", "J"),
+    Option("max-lifetime", duration_parser(), 0.0, "recycle a worker older than this (0: off)", "S"),
     Option("max-rss", parse_bytes, 0, "recycle a worker whose RSS exceeds this, e.g. 256Mi (0: off)", "BYTES"),
-    Option("heartbeat-timeout", _duration(), 0.0, "kill a worker that sent heartbeats and then none for this long (0: off)", "S"),
-    Option("request-timeout", _duration(), 0.0, "kill a worker busy longer than this (0: off)", "S"),
-    Option("slow-request", _duration(), 0.0, "log requests slower than this (0: off)", "S"),
+    Option("heartbeat-timeout", duration_parser(), 0.0, "kill a worker that sent heartbeats and then none for this long (0: off)", "S"),
+    Option("request-timeout", duration_parser(), 0.0, "kill a worker busy longer than this (0: off)", "S"),
+    Option("slow-request", duration_parser(), 0.0, "log requests slower than this (0: off)", "S"),
     Option("http", parse_http, parse_http(names.DEFAULT_HTTP),
            f"metrics and health endpoint ADDR:PORT, or 'off' (default {names.DEFAULT_HTTP}: every "
            f"interface, port {names.DEFAULT_HTTP_PORT}, what a pod's probes and Prometheus need; on a "
@@ -255,53 +82,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("control", parse_control, lambda: default_control_path(), "Unix control socket path, or 'off' (default $XDG_RUNTIME_DIR/podsup.sock or /tmp/podsup.sock); "
            "its directory must exist (missing ones are created only under $XDG_RUNTIME_DIR)", "PATH"),
     Option("queue", parse_queue, None, "queue-depth probe URL: redis://HOST:PORT/DB?list=NAME or amqp://...?queue=NAME", "URL"),
-    Option("queue-interval", _duration(positive=True), 5.0, "seconds between queue-depth probes", "S"),
-    Option("min-ready", _int_min(0), None, "running workers needed for /readyz (default: all, at least 1; 0: always)", "N"),
+    Option("queue-interval", duration_parser(positive=True), 5.0, "seconds between queue-depth probes", "S"),
+    Option("min-ready", int_parser(0), None, "running workers needed for /readyz (default: all, at least 1; 0: always)", "N"),
     Option("log-format", parse_log_format, "text", "text (lines prefixed with the slot) or json (one object per line)", "FORMAT"),
     Option("preload", parse_preload, None, "import MODULE once in the master and fork workers calling FUNC (instead of COMMAND)", "MODULE:FUNC"),
     Option("config", parse_path, None, "YAML file with any of these options (keys as flag names)", "FILE"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """The resolved configuration, passed to everything (never mutated)."""
-
-    command: tuple[str, ...] = ()
-    workers: int = 1
-    stop_signal: int = int(signal.SIGTERM)
-    graceful_timeout: float = 30.0
-    drain_delay: float = 0.0
-    normal_exit_codes: frozenset[int] = frozenset()
-    backoff_max: float = 10.0
-    crashloop_threshold: int = 10
-    crashloop_interval: float = 60.0
-    max_requests: int = 0
-    max_requests_jitter: int = 0
-    max_lifetime: float = 0.0
-    max_rss: int = 0
-    heartbeat_timeout: float = 0.0
-    request_timeout: float = 0.0
-    slow_request: float = 0.0
-    http: tuple[str, int] | None = parse_http(names.DEFAULT_HTTP)
-    control: str | None = None  #: load() fills in default_control_path()
-    queue: str | None = None
-    queue_interval: float = 5.0
-    min_ready: int | None = None
-    log_format: str = "text"
-    preload: str | None = None
-    config: str | None = None
-
-    def ready_needed(self, desired: int) -> int:
-        """Running workers /readyz needs when ``desired`` are wanted: all of
-        them (or --min-ready, capped by ``desired``), and at least one — a pod
-        scaled to 0 workers serves nothing, so it must not count as ready.
-        Only an explicit ``--min-ready 0`` means ready with no worker up."""
-        if self.min_ready == 0:
-            return 0
-        needed = desired if self.min_ready is None else min(self.min_ready, desired)
-        return max(needed, 1)
 
 
 class _Parser(argparse.ArgumentParser):

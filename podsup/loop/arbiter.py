@@ -32,7 +32,7 @@ import traceback
 from typing import Any, Callable, Iterable
 
 import podsup
-from podsup.cli.options import EXIT_USAGE, Config
+from podsup.core.config import EXIT_USAGE, Config
 from podsup.core import commands, policy
 from podsup.core.states import WorkerState
 from podsup.host.cgroup import OomCounter

@@ -12,7 +12,7 @@ import collections
 import concurrent.futures
 from typing import Any
 
-from podsup.cli.options import MAX_WORKERS, Config
+from podsup.core.config import MAX_WORKERS, Config
 from podsup.core import commands
 from podsup.core.states import WorkerState
 from podsup.host import spawn

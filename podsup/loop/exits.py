@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from podsup.cli.options import Config
+from podsup.core.config import Config
 from podsup.core import policy
 from podsup.core.states import WorkerState
 from podsup.host.cgroup import OomCounter

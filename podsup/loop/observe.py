@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 import podsup
-from podsup.cli.options import Config
+from podsup.core.config import Config
 from podsup.core.health import HealthView, liveness, readiness
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState

@@ -12,7 +12,7 @@ import selectors
 from typing import Any, Callable
 
 from podsup import names
-from podsup.cli.options import Config
+from podsup.core.config import Config
 from podsup.host.output import LinePump, Log
 from podsup.host.reports import ReportSocket, ReportSockets
 from podsup.host.system import System

@@ -61,7 +61,7 @@ from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
 from podsup.host import rundir
-from podsup.cli.options import ConfigError
+from podsup.core.config import ConfigError
 from podsup.core.plugin import Extension
 
 log = logging.getLogger("podsup.multiproc")

@@ -18,7 +18,7 @@ from podsup import client, names
 from podsup.core import commands
 from podsup.loop.arbiter import Arbiter
 from podsup.host.cgroup import OomCounter
-from podsup.cli.options import Config
+from podsup.core.config import Config
 from podsup.core.plugin import Extension
 from podsup.host.output import Log
 from podsup.core.health import HealthView
@@ -416,7 +416,7 @@ def test_scale_below_zero_is_refused(pools):
 
 
 def test_ttin_at_the_maximum_is_ignored_and_scale_above_it_refused(pools):
-    from podsup.cli.options import MAX_WORKERS
+    from podsup.core.config import MAX_WORKERS
 
     pool = pools(workers=1)
     pool.arb.desired = MAX_WORKERS  # as if scaled there: no need to fork 1,024 fakes

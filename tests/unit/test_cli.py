@@ -5,7 +5,7 @@ import pytest
 
 import podsup
 from podsup import cli
-from podsup.cli.options import ConfigError
+from podsup.core.config import ConfigError
 
 
 def test_every_subcommand_in_the_table_resolves_to_a_function():

@@ -7,7 +7,8 @@ import pytest
 
 from podsup import names
 from podsup.cli import options as config
-from podsup.cli.options import ConfigError, build_parser, load
+from podsup.core.config import ConfigError
+from podsup.cli.options import build_parser, load
 
 
 def cfg(argv, env=None):
@@ -207,3 +208,11 @@ def test_help_shows_plain_defaults():
     assert "[env PODSUP_STOP_SIGNAL; default TERM]" in text
     assert "[env PODSUP_LOG_FORMAT; default text]" in text
     assert "[env PODSUP_WORKERS]" in text  # computed: its help says how
+
+
+def test_model_default_http_is_what_the_flag_parser_reads_from_names():
+    """podsup.core.config cannot import the value parsers (they import its
+    bounds): its default --http is spelled out there, and must stay equal."""
+    from podsup.core.config import Config
+    from podsup.core.values import parse_http
+    assert Config().http == parse_http(names.DEFAULT_HTTP)

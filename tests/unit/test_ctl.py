@@ -18,7 +18,7 @@ from podsup.core.commands import Drain, Reload, Scale
 from podsup.host import framing
 from podsup.cli.control_client import ControlError, request
 from podsup.cli.control import status_main
-from podsup.cli.options import MAX_WORKERS
+from podsup.core.config import MAX_WORKERS
 from podsup.plugins.control.handlers import CommandError, Handlers, parse_scale
 from podsup.plugins.control.server import ControlServer
 from podsup.core.snapshot import PoolSnapshot

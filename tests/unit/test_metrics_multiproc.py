@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from podsup.plugins import multiproc
 from podsup.host import rundir
-from podsup.cli.options import ConfigError
+from podsup.core.config import ConfigError
 
 
 def test_given_dir_is_wiped_and_kept(tmp_path):

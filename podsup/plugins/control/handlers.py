@@ -16,7 +16,7 @@ import threading
 from typing import Any, Callable, Mapping, Protocol
 
 from podsup.core.commands import Drain, Reload, Scale
-from podsup.cli.options import MAX_WORKERS
+from podsup.core.config import MAX_WORKERS
 from podsup.core.snapshot import PoolSnapshot
 
 #: How long a handler waits for the loop to accept a command.

@@ -199,7 +199,7 @@ def test_there_are_the_three_examples():
 
 def test_every_supervisor_duration_is_bounded_by_what_podsup_run_accepts():
     # a WorkerPool the API server takes must never make `podsup run` exit 2 in the pod
-    from podsup.cli.options import MAX_DURATION
+    from podsup.core.config import MAX_DURATION
 
     supervisor = workerpool_schema()["properties"]["spec"]["properties"]["supervisor"]["properties"]
     durations = {name: field for name, field in supervisor.items() if name.endswith("Seconds")}
