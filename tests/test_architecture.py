@@ -39,7 +39,7 @@ CYCLES = """
 import sys
 import grimp
 
-graph = grimp.build_graph("podsup", "podsup_operator")
+graph = grimp.build_graph("podsup", "podsup_operator", cache_dir=None)
 index, low, stack, on_stack, found = {}, {}, [], set(), []
 
 def visit(start):
