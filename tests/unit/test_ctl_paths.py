@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
-from podsup.ctl.cli_commands import scale_main, status_main
-from podsup.ctl.client import ControlError, PodsupGone, request
-from podsup.ctl.handlers import Handlers
-from podsup.ctl.server import ControlServer
+from podsup.cli.control import scale_main, status_main
+from podsup.cli.control_client import ControlError, PodsupGone, request
+from podsup.plugins.control.handlers import Handlers
+from podsup.plugins.control.server import ControlServer
 from tests.unit.test_ctl import FakeArbiter
 
 
