@@ -1,4 +1,4 @@
-"""Crash-to-replacement latency and idle supervisor cost: podsup vs gunicorn, supervisord, circus.
+"""Crash-to-replacement latency and idle supervisor cost: podsup vs gunicorn, supervisord, circus, uWSGI.
 
 Prints figures side by side, asserts nothing. In one run:
 
@@ -21,10 +21,10 @@ Prints figures side by side, asserts nothing. In one run:
 
 Peers: podsup runs from this repository (``sys.executable -m podsup`` with
 PYTHONPATH = the repository root); gunicorn (sync workers), supervisord
-(``numprocs``) and circus are installed from PyPI with pip into a throwaway
+(``numprocs``), circus and uWSGI (``--master``) are installed from PyPI with pip into a throwaway
 venv made from the same interpreter (``--venv DIR`` keeps/reuses one).
 podsup, supervisord and circus supervise the same worker, ``sleep 3600``;
-gunicorn's workers are its own sync workers serving a trivial WSGI app. Each
+gunicorn's and uWSGI's workers are their own forks serving a trivial WSGI app. Each
 peer is configured not to throttle respawns (printed with the figures). A
 peer that fails to install or start is shown as ``n/a (reason)``.
 
@@ -57,8 +57,11 @@ import psutil  # noqa: E402
 
 import podsup  # noqa: E402
 
-PEERS = ("podsup", "gunicorn", "supervisord", "circus")
-DISTRIBUTIONS = {"gunicorn": "gunicorn", "supervisord": "supervisor", "circus": "circus"}
+PEERS = ("podsup", "gunicorn", "supervisord", "circus", "uwsgi")
+DISTRIBUTIONS = {"gunicorn": "gunicorn", "supervisord": "supervisor", "circus": "circus", "uwsgi": "uwsgi"}
+#: podsup's own run-time dependencies, installed into the venv too, so podsup can
+#: run there from this repository (a clean site-packages, like a pod's image).
+PODSUP_DEPS = ("psutil", "prometheus-client", "PyYAML")
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 WORKER = [SLEEP, "3600"]
 MARKER = "PODSUP_BENCH_RESPAWN_RUN"
@@ -120,7 +123,20 @@ def live_children(pid: int) -> set[int]:
     return alive
 
 
-def wait_for_workers(proc: subprocess.Popen, count: int, timeout: float, log: Path) -> set[int]:
+def master_pid(proc: subprocess.Popen, via_launcher: bool = False) -> int:
+    """The process whose children are the workers: ``proc`` itself, or with
+    ``via_launcher`` (a PyInstaller one-file executable: a bootloader that
+    starts the real program as its only child) that child, once it exists."""
+    if not via_launcher:
+        return proc.pid
+    kids = sorted(children(proc.pid))
+    if not kids:
+        raise FileNotFoundError(f"the launcher {proc.pid} has no child yet")
+    return kids[0]
+
+
+def wait_for_workers(proc: subprocess.Popen, count: int, timeout: float, log: Path,
+                     via_launcher: bool = False) -> set[int]:
     """Poll until the master has ``count`` live children (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout
     seen: set[int] = set()
@@ -128,7 +144,7 @@ def wait_for_workers(proc: subprocess.Popen, count: int, timeout: float, log: Pa
         if proc.poll() is not None:
             raise Unavailable(f"exited with {proc.returncode} at start-up{tail(log)}")
         try:
-            seen = live_children(proc.pid)
+            seen = live_children(master_pid(proc, via_launcher))
         except (FileNotFoundError, psutil.NoSuchProcess):
             seen = set()
         if len(seen) >= count:
@@ -181,6 +197,8 @@ class Peer:
 
     name = ""
     config = ""
+    #: the started process is a launcher whose only child is the real master
+    via_launcher = False
 
     def __init__(self, venv: Path | None, tmp: Path, args: argparse.Namespace) -> None:
         self.venv = venv
@@ -213,16 +231,59 @@ class Peer:
 
 class Podsup(Peer):
     name = "podsup"
-    config = ("python -m podsup run (this repository) --workers N --backoff-max 0 "
-              "--crashloop-threshold 0 --http 127.0.0.1:<free> --control <tmp>/podsup.sock -- sleep 3600")
+    #: the interpreter that runs ``-m podsup`` (None: this script's)
+    python: str | None = None
+
+    @property
+    def config(self) -> str:  # type: ignore[override]
+        where = "the bench venv's python" if self.python else "this python"
+        return (f"{where} -m podsup run (this repository) --workers N --backoff-max 0 "
+                "--crashloop-threshold 0 --http 127.0.0.1:<free> --control <tmp>/podsup.sock -- sleep 3600")
+
+    def prefix(self) -> list[str]:
+        return [self.python or sys.executable, "-m", "podsup"]
 
     def command(self, workers: int, run: Path) -> tuple[list[str], dict[str, str]]:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "podsup", "run", "--workers", str(workers),
+        argv = [*self.prefix(), "run", "--workers", str(workers),
                 "--backoff-max", "0", "--crashloop-threshold", "0",
                 "--http", f"127.0.0.1:{free_port()}", "--control", str(run / "podsup.sock"),
                 "--", *WORKER]
         return argv, env
+
+
+class PodsupBinary(Podsup):
+    """The standalone executable (PyInstaller one-file): a bootloader process
+    whose only child is podsup itself; both are counted in its RSS."""
+
+    name = "podsup-binary"
+    via_launcher = True
+    binary = ""
+
+    @property
+    def config(self) -> str:  # type: ignore[override]
+        return (f"{self.binary or 'dist/podsup'} run, same options as podsup; RSS = bootloader + podsup, "
+                "thr = podsup's")
+
+    def prefix(self) -> list[str]:
+        if not self.binary:
+            raise Unavailable("no binary (build it with scripts/build-binary.sh, or pass --binary)")
+        return [self.binary]
+
+
+class Uwsgi(Peer):
+    name = "uwsgi"
+    config = ("uwsgi --master --workers N --die-on-term --http-socket 127.0.0.1:<free> --wsgi-file app.py "
+              "(trivial WSGI app; its workers are its own forks; --reload-mercy 0 --worker-reload-mercy 1 "
+              "--min-worker-lifetime 0: no respawn throttle)")
+
+    def command(self, workers: int, run: Path) -> tuple[list[str], dict[str, str]]:
+        (run / "app.py").write_text(WSGI_APP)
+        argv = [self.bin("uwsgi"), "--master", "--workers", str(workers), "--die-on-term",
+                "--http-socket", f"127.0.0.1:{free_port()}", "--wsgi-file", str(run / "app.py"),
+                "--callable", "app", "--min-worker-lifetime", "0", "--reload-mercy", "0",
+                "--worker-reload-mercy", "1", "--disable-logging", "--logto", str(run / "uwsgi.log")]
+        return argv, {**os.environ, "PYTHONPATH": ""}
 
 
 class Gunicorn(Peer):
@@ -308,7 +369,8 @@ warmup_delay = 0
 def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
     proc, log = peer.start(workers, "latency")
     try:
-        pool = wait_for_workers(proc, workers, args.start_timeout, log)
+        pool = wait_for_workers(proc, workers, args.start_timeout, log, peer.via_launcher)
+        master = master_pid(proc, peer.via_launcher)
         time.sleep(args.settle)
         order = sorted(pool, key=lambda pid: psutil.Process(pid).create_time())  # oldest first
         latencies: list[float] = []
@@ -317,11 +379,11 @@ def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
         while len(latencies) < args.kills and time.monotonic() < deadline and misses < 3:
             if proc.poll() is not None:
                 raise Unavailable(f"exited with {proc.returncode} during the kills{tail(log)}")
-            before = children(proc.pid)
+            before = children(master)
             while order and order[0] not in before:
                 order.pop(0)  # gone by itself: not ours to time
             if not order:
-                order = sorted(live_children(proc.pid))
+                order = sorted(live_children(master))
                 continue
             victim = order.pop(0)
             give_up = time.perf_counter() + args.kill_timeout
@@ -329,7 +391,7 @@ def measure_latency(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
             os.kill(victim, signal.SIGKILL)
             new: set[int] = set()
             while True:
-                new = children(proc.pid) - before
+                new = children(master) - before
                 now = time.perf_counter()
                 if new or now > give_up:
                     break
@@ -387,14 +449,21 @@ def cpu_window(pid: int, seconds: float) -> float:
 def measure_idle(peer: Peer, workers: int, args: argparse.Namespace) -> dict:
     proc, log = peer.start(workers, "idle")
     try:
-        pool = wait_for_workers(proc, workers, args.start_timeout, log)
+        pool = wait_for_workers(proc, workers, args.start_timeout, log, peer.via_launcher)
+        pid = master_pid(proc, peer.via_launcher)
         time.sleep(args.settle)
-        master = psutil.Process(proc.pid)
-        cpu = cpu_window(proc.pid, args.idle_seconds)
-        now = live_children(proc.pid)
-        return {"cpu": cpu * 100, "rss": master.memory_info().rss,
-                "threads": master.num_threads(), "workers": len(now),
-                "extra": len(now) - workers, "replaced": len(pool - now)}
+        master = psutil.Process(pid)
+        cpu = cpu_window(pid, args.idle_seconds)
+        now = live_children(pid)
+        rss = master.memory_info().rss
+        if pid != proc.pid:  # the launcher's memory is the supervisor's too
+            rss += psutil.Process(proc.pid).memory_info().rss
+        result = {"cpu": cpu * 100, "rss": rss, "threads": master.num_threads(), "workers": len(now),
+                  "extra": len(now) - workers, "replaced": len(pool - now)}
+        after = getattr(peer, "after_idle", None)
+        if after is not None:
+            result.update(after(proc, pid, log))
+        return result
     finally:
         stop(proc, peer.marker)
 
@@ -410,7 +479,7 @@ def make_venv(path: Path, reuse: bool) -> tuple[dict[str, str], str]:
         if out.returncode != 0:
             reason = (out.stderr.strip().splitlines() or ["venv failed"])[-1]
             return {peer: f"venv: {reason}" for peer in DISTRIBUTIONS}, ""
-    wanted = list(DISTRIBUTIONS.values())
+    wanted = [*DISTRIBUTIONS.values(), *PODSUP_DEPS]
     out = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *wanted],
                          capture_output=True, text=True)
     if out.returncode != 0:  # one at a time, so one broken peer does not sink the others
@@ -420,6 +489,8 @@ def make_venv(path: Path, reuse: bool) -> tuple[dict[str, str], str]:
             if one.returncode != 0:
                 errors = [line for line in one.stderr.splitlines() if "ERROR" in line] or ["pip failed"]
                 failures[peer] = f"pip install {dist}: {errors[-1].strip()[:120]}"
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *PODSUP_DEPS],
+                       capture_output=True, text=True)  # else podsup runs with this script's python
     return failures, f"venv {path} ready in {time.monotonic() - started:.0f} s"
 
 
@@ -504,7 +575,8 @@ def main() -> int:
         if note:
             print(note, file=sys.stderr)
         found = versions(venv) if venv.exists() else {"podsup": f"{podsup.__version__} (this repository)"}
-        kinds = {"podsup": Podsup, "gunicorn": Gunicorn, "supervisord": Supervisord, "circus": Circus}
+        kinds = {"podsup": Podsup, "gunicorn": Gunicorn, "supervisord": Supervisord, "circus": Circus,
+                 "uwsgi": Uwsgi}
         results: dict[str, tuple[dict | str, dict | str]] = {}
         configs: dict[str, str] = {}
         for name in wanted:

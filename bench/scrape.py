@@ -105,20 +105,40 @@ def describe(latencies: list[float]) -> str:
             f"max {ordered[-1] * 1000:.1f} ms")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=64)
-    parser.add_argument("--rate", type=float, default=1000.0, help="done reports per second, all workers together")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measuring window")
-    parser.add_argument("--scrapes", type=int, default=50)
-    args = parser.parse_args()
+def _schedstat_seconds(pid: int) -> float:
+    """CPU seconds of every live thread of ``pid`` (nanosecond counters)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / 1e9
 
+
+def cpu_seconds_of(proc: psutil.Process) -> float:
+    """CPU seconds of ``proc``: schedstat (ns) when it has a fixed set of threads, else clock ticks."""
+    try:
+        return _schedstat_seconds(proc.pid)
+    except OSError:
+        return cpu_seconds(proc)
+
+
+def measure(podsup_argv: list[str], workers: int = 64, rate: float = 1000.0, seconds: float = 10.0,
+            count: int = 50, python: str = sys.executable, env: dict[str, str] | None = None,
+            via_launcher: bool = False) -> dict:
+    """Run ``podsup_argv run ...`` (e.g. [python, "-m", "podsup"] or [binary]) with ``workers``
+    reporting ``rate`` done/s in total; return the figures (see the module docstring).
+    ``via_launcher``: the started process is a launcher (the PyInstaller
+    one-file bootloader) whose only child is podsup: that child is measured."""
     tmp = tempfile.mkdtemp(prefix="podsup-bench-")
     port, control = free_port(), os.path.join(tmp, "control.sock")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PODSUP_BENCH_PERIOD": str(args.workers / args.rate)}
-    podsup = subprocess.Popen([sys.executable, "-m", "podsup", "run", "--workers", str(args.workers),
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT),
+           "PODSUP_BENCH_PERIOD": str(workers / rate)}
+    podsup = subprocess.Popen([*podsup_argv, "run", "--workers", str(workers),
                                "--http", f"127.0.0.1:{port}", "--control", control,
-                               "--", sys.executable, "-c", WORKER],
+                               "--", python, "-c", WORKER],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc = psutil.Process(podsup.pid)
     try:
@@ -129,35 +149,29 @@ def main() -> int:
                 break
             time.sleep(0.5)  # bench start-up poll, bounded by the deadline
         else:
-            print("podsup did not become ready within 120 s", file=sys.stderr)
-            return 1
+            raise RuntimeError("podsup did not become ready within 120 s")
+        if via_launcher:
+            proc = psutil.Process(min(c.pid for c in proc.children()))
         time.sleep(3)  # let the report rate settle
 
         _, body = get(port, "/metrics")
-        cpu0, done0, t0 = cpu_seconds(proc), sample(body, "podsup_requests_total"), time.monotonic()
-        time.sleep(args.seconds)  # the measuring window, nothing else running in this process
+        cpu0, done0, t0 = cpu_seconds_of(proc), sample(body, "podsup_requests_total"), time.monotonic()
+        time.sleep(seconds)  # the measuring window, nothing else running in this process
         _, body = get(port, "/metrics")
-        cpu1, done1, t1 = cpu_seconds(proc), sample(body, "podsup_requests_total"), time.monotonic()
-        loaded, size = scrapes(port, args.scrapes)
+        cpu1, done1, t1 = cpu_seconds_of(proc), sample(body, "podsup_requests_total"), time.monotonic()
+        loaded, size = scrapes(port, count)
         rss = proc.memory_info().rss
+        threads = proc.num_threads()
 
         podsup.send_signal(signal.SIGUSR1)  # forwarded: the workers stop reporting
         time.sleep(2)
-        cpu2, t2 = cpu_seconds(proc), time.monotonic()
-        time.sleep(args.seconds / 2)
-        idle_cpu = (cpu_seconds(proc) - cpu2) / (time.monotonic() - t2) * 100
-        silent, _ = scrapes(port, args.scrapes)
-
-        print(f"podsup with {args.workers} workers, target {args.rate:g} done/s "
-              f"({2 * args.rate:g} datagrams/s), {os.cpu_count()} CPUs")
-        print(f"  done reports absorbed:   {(done1 - done0) / (t1 - t0):.0f}/s")
-        print(f"  podsup CPU under load:   {(cpu1 - cpu0) / (t1 - t0) * 100:.1f}% of one core")
-        print(f"  podsup CPU, pool silent: {idle_cpu:.1f}% of one core")
-        print(f"  podsup RSS:              {rss / 2**20:.1f} MiB")
-        print(f"  /metrics body:           {size / 1024:.1f} KiB")
-        print(f"  /metrics under load:     {describe(loaded)} ({args.scrapes} sequential scrapes)")
-        print(f"  /metrics, pool silent:   {describe(silent)}")
-        return 0
+        cpu2, t2 = cpu_seconds_of(proc), time.monotonic()
+        time.sleep(seconds / 2)
+        idle_cpu = (cpu_seconds_of(proc) - cpu2) / (time.monotonic() - t2) * 100
+        silent, _ = scrapes(port, count)
+        return {"absorbed": (done1 - done0) / (t1 - t0), "cpu": (cpu1 - cpu0) / (t1 - t0) * 100,
+                "idle_cpu": idle_cpu, "rss": rss, "threads": threads, "size": size,
+                "loaded": loaded, "silent": silent}
     finally:
         podsup.send_signal(signal.SIGINT)
         try:
@@ -166,6 +180,36 @@ def main() -> int:
             podsup.kill()
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """(p50, p99, max) in seconds."""
+    ordered = sorted(latencies)
+    return (statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=1000.0, help="done reports per second, all workers together")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring window")
+    parser.add_argument("--scrapes", type=int, default=50)
+    args = parser.parse_args()
+    try:
+        got = measure([sys.executable, "-m", "podsup"], args.workers, args.rate, args.seconds, args.scrapes)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"podsup with {args.workers} workers, target {args.rate:g} done/s "
+          f"({2 * args.rate:g} datagrams/s), {os.cpu_count()} CPUs")
+    print(f"  done reports absorbed:   {got['absorbed']:.0f}/s")
+    print(f"  podsup CPU under load:   {got['cpu']:.1f}% of one core")
+    print(f"  podsup CPU, pool silent: {got['idle_cpu']:.1f}% of one core")
+    print(f"  podsup RSS:              {got['rss'] / 2**20:.1f} MiB ({got['threads']} threads)")
+    print(f"  /metrics body:           {got['size'] / 1024:.1f} KiB")
+    print(f"  /metrics under load:     {describe(got['loaded'])} ({args.scrapes} sequential scrapes)")
+    print(f"  /metrics, pool silent:   {describe(got['silent'])}")
+    return 0
 
 
 if __name__ == "__main__":
