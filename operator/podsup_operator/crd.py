@@ -14,8 +14,9 @@ from typing import Any
 from podsup import names
 from podsup.core.config import MAX_DURATION
 
+from . import core_pod_types as core_pod
 from . import core_types as core
-from .schema import Schema, _node, array, boolean, integer, number, obj, passthrough, string, string_map
+from .schema import Schema, array, boolean, integer, number, obj, string, string_map
 
 #: The longest duration podsup run takes (podsup.core.config.MAX_DURATION), in whole seconds.
 YEAR = int(MAX_DURATION)
@@ -158,23 +159,18 @@ POD = obj(
     {
         "nodeSelector": core.label_map("Node selector of the pods (label values)."),
         "tolerations": array("Tolerations of the pods.", core.TOLERATION, maxItems=64),
-        "affinity": passthrough("Affinity (core/v1 Affinity)."),
+        "affinity": core_pod.AFFINITY,
         "serviceAccountName": core.dns_name("Service account of the pods."),
         "imagePullSecrets": array("Secrets for pulling the image.",
                                   obj("A Secret reference.", {"name": string("Secret name.")}, required=["name"]),
                                   maxItems=64),
         "labels": core.label_map("Extra pod labels (cannot replace the pool's own labels)."),
         "annotations": string_map("Extra pod annotations."),
-        "securityContext": passthrough("Pod securityContext (core/v1 PodSecurityContext)."),
-        "containerSecurityContext": passthrough("Worker container securityContext (core/v1 SecurityContext)."),
+        "securityContext": core_pod.POD_SECURITY_CONTEXT,
+        "containerSecurityContext": core_pod.CONTAINER_SECURITY_CONTEXT,
         "priorityClassName": core.dns_name("PriorityClass of the pods."),
-        "volumes": array("Extra pod volumes (core/v1 Volume), e.g. a ConfigMap holding the worker script; mount "
-                         "them with spec.volumeMounts. The volume source is checked by the API server when the "
-                         "Deployment is applied.",
-                         _node("object", "A volume; its source is passed to the pod unchanged.",
-                               properties={"name": string("Volume name (DNS-1123 label), unique in the pool.",
-                                                          minLength=1, maxLength=63, pattern=DNS_LABEL)},
-                               required=["name"], **{"x-kubernetes-preserve-unknown-fields": True}),
+        "volumes": array("Extra pod volumes, e.g. a ConfigMap holding the worker script; mount them with "
+                         "spec.volumeMounts.", core_pod.VOLUME,
                          maxItems=64, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
     },
     rules=[(f"!has(self.volumes) || self.volumes.all(v, v.name != '{BIN_VOLUME}')",

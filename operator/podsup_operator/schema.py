@@ -36,14 +36,6 @@ def int_or_string(desc: str, **extra: Any) -> Schema:
     return _node(None, desc, **{"x-kubernetes-int-or-string": True}, **extra)
 
 
-def passthrough(desc: str, type_: str = "object") -> Schema:
-    """A Kubernetes core type we hand to the pod unchanged (validated by the
-    API server when the Deployment is applied, and by the contract tests)."""
-    if type_ == "array":
-        return _node("array", desc, items={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
-    return _node("object", desc, **{"x-kubernetes-preserve-unknown-fields": True})
-
-
 def string_map(desc: str) -> Schema:
     return _node("object", desc, additionalProperties={"type": "string"})
 

@@ -228,13 +228,16 @@ def _program(rule: str) -> Any:
     return env.program(env.compile(rule))
 
 
-def _cel_error(path: str, message: str) -> str:
+def _cel_error(path: str, value: Any, message: str) -> str:
     """One rule failure as the API server words it, ``PATH: Invalid value:
-    MESSAGE`` — except for a rule on the whole object, which the API server
-    prints as ``<nil>: Invalid value: MESSAGE`` (its root path is nil): there
-    the message alone, which names the field itself."""
+    MESSAGE`` (a scalar's value shown before the message, as in ``Invalid
+    value: "-1Gi": MESSAGE``) — except for a rule on the whole object, which
+    the API server prints as ``<nil>: Invalid value: MESSAGE`` (its root path
+    is nil): there the message alone, which names the field itself."""
     if not path:
         return message
+    if not isinstance(value, (dict, list)):
+        return f"{path}: Invalid value: {json.dumps(value)}: {message}"
     return f"{path}: Invalid value: {message}"
 
 
@@ -248,10 +251,10 @@ def _cel_errors(obj: dict, schema: Schema, errors: list[str]) -> None:
             try:
                 ok = program.evaluate({"self": celpy.json_to_cel(value)})
             except celpy.CELEvalError as exc:  # a rule that cannot evaluate is a refusal too
-                errors.append(_cel_error(concrete_path, f"rule {rule!r} could not be evaluated: {exc.args[0]}"))
+                errors.append(_cel_error(concrete_path, value, f"rule {rule!r} could not be evaluated: {exc.args[0]}"))
                 continue
             if isinstance(ok, Exception) or not bool(ok):
-                errors.append(_cel_error(concrete_path, message))
+                errors.append(_cel_error(concrete_path, value, message))
 
 
 def _resolve(obj: Any, path: str) -> list[tuple[str, Any]]:

@@ -148,6 +148,72 @@ BAD = [
     ("queue secret key with a slash", {"queue": {"type": "redis", "name": "j",
                                                  "urlSecretRef": {"name": "s", "key": "a/b"}}},
      'spec.queue.urlSecretRef.key: Invalid value: "a/b"'),
+    ("runAsUser negative", {"pod": {"securityContext": {"runAsUser": -1}}},
+     "spec.pod.securityContext.runAsUser: Invalid value: -1"),
+    ("seccomp Localhost without a profile", {"pod": {"securityContext": {"seccompProfile": {"type": "Localhost"}}}},
+     "spec.pod.securityContext.seccompProfile: Invalid value: pod.securityContext.seccompProfile.localhostProfile "
+     "must be set when type is Localhost"),
+    ("seccomp profile of an unknown type", {"pod": {"securityContext": {"seccompProfile": {"type": "Strict"}}}},
+     'spec.pod.securityContext.seccompProfile.type: Unsupported value: "Strict"'),
+    ("sysctl without value", {"pod": {"securityContext": {"sysctls": [{"name": "net.core.somaxconn"}]}}},
+     "spec.pod.securityContext.sysctls[0].value: Required value"),
+    ("pod securityContext unknown field", {"pod": {"securityContext": {"runAsNonroot": True}}},
+     'unknown field "spec.pod.securityContext.runAsNonroot"'),
+    ("privileged with podsup's allowPrivilegeEscalation false", {"pod": {"containerSecurityContext": {
+        "privileged": True}}},
+     "spec.pod.containerSecurityContext: Invalid value: pod.containerSecurityContext.privileged needs "
+     "allowPrivilegeEscalation: true"),
+    ("SYS_ADMIN with podsup's allowPrivilegeEscalation false", {"pod": {"containerSecurityContext": {
+        "capabilities": {"add": ["SYS_ADMIN"]}}}},
+     "spec.pod.containerSecurityContext: Invalid value: pod.containerSecurityContext.capabilities.add SYS_ADMIN"),
+    ("procMount of an unknown type", {"pod": {"containerSecurityContext": {"procMount": "Masked"}}},
+     'spec.pod.containerSecurityContext.procMount: Unsupported value: "Masked"'),
+    ("node affinity without terms", {"pod": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}}},
+     "spec.pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: Invalid "
+     "value: 0"),
+    ("node requirement In without values", {"pod": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "zone", "operator": "In"}]}]}}}}},
+     "spec.pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]."
+     "matchExpressions[0]: Invalid value: matchExpressions[].values must be non-empty for In and NotIn"),
+    ("label requirement Exists with values", {"pod": {"affinity": {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname",
+                                                            "labelSelector": {"matchExpressions": [
+                                                                {"key": "app", "operator": "Exists",
+                                                                 "values": ["x"]}]}}]}}}},
+     "spec.pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector."
+     "matchExpressions[0]: Invalid value: matchExpressions[].values must be non-empty for In and NotIn, empty for "
+     "Exists"),
+    ("pod affinity without topologyKey", {"pod": {"affinity": {"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "x"}}}]}}}},
+     "spec.pod.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value"),
+    ("preferred affinity weight 0", {"pod": {"affinity": {"podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "podAffinityTerm": {
+            "topologyKey": "kubernetes.io/hostname"}}]}}}},
+     "spec.pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: "
+     "0"),
+    ("affinity unknown field", {"pod": {"affinity": {"podAntiAffinity": {"anything": [1, 2]}}}},
+     'unknown field "spec.pod.affinity.podAntiAffinity.anything"'),
+    ("volume without a source", {"pod": {"volumes": [{"name": "data"}]}},
+     "spec.pod.volumes[0]: Invalid value: pod.volumes[] must set exactly one volume source"),
+    ("volume with two sources", {"pod": {"volumes": [{"name": "data", "emptyDir": {}, "configMap": {"name": "c"}}]}},
+     "spec.pod.volumes[0]: Invalid value: pod.volumes[] must set exactly one volume source"),
+    ("volume of an unknown source", {"pod": {"volumes": [{"name": "data", "configmap": {"name": "c"}}]}},
+     'unknown field "spec.pod.volumes[0].configmap"'),
+    ("configMap volume without name", {"pod": {"volumes": [{"name": "data", "configMap": {}}]}},
+     "spec.pod.volumes[0].configMap.name: Required value"),
+    ("secret volume item escaping", {"pod": {"volumes": [{"name": "data", "secret": {
+        "secretName": "s", "items": [{"key": "k", "path": "../k"}]}}]}},
+     "spec.pod.volumes[0].secret.items[0]: Invalid value: pod.volumes[].items[].path must be a relative path"),
+    ("volume file mode beyond 0777", {"pod": {"volumes": [{"name": "data", "configMap": {
+        "name": "c", "defaultMode": 1000}}]}},
+     "spec.pod.volumes[0].configMap.defaultMode: Invalid value: 1000"),
+    ("emptyDir of an unknown medium", {"pod": {"volumes": [{"name": "data", "emptyDir": {"medium": "Disk"}}]}},
+     'spec.pod.volumes[0].emptyDir.medium: Invalid value: "Disk"'),
+    ("emptyDir negative size", {"pod": {"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "-1Gi"}}]}},
+     'spec.pod.volumes[0].emptyDir.sizeLimit: Invalid value: "-1Gi": pod.volumes[].emptyDir.sizeLimit must be '
+     'greater'),
     ("hpa behavior policy of an unknown type", {"autoscaling": {"enabled": True, "maxReplicas": 3,
                                                                 "targets": {"busyWorkersPercent": 50}, "behavior": {
         "scaleUp": {"policies": [{"type": "Replicas", "value": 1, "periodSeconds": 60}]}}}},
@@ -239,7 +305,45 @@ EDGES = make_pool({
               {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
     "replicas": 2**31 - 1,
     "disruption": {"maxUnavailable": "100%"},
-    "pod": {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory"}}],
+    "pod": {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                        {"name": "cfg", "configMap": {"name": "cfg", "defaultMode": 0o440, "optional": True,
+                                                      "items": [{"key": "a.yaml", "path": "conf/a.yaml",
+                                                                 "mode": 0o400}]}},
+                        {"name": "sec", "secret": {"secretName": "s"}},
+                        {"name": "claim", "persistentVolumeClaim": {"claimName": "data", "readOnly": True}},
+                        {"name": "host", "hostPath": {"path": "/var/log", "type": "Directory"}},
+                        {"name": "proj", "projected": {"sources": [{"downwardAPI": {"items": [
+                            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}}],
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 0, "runAsNonRoot": True, "fsGroup": 2000,
+                                "fsGroupChangePolicy": "OnRootMismatch", "supplementalGroups": [0, 2**31 - 1],
+                                "sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65535"}],
+                                "seLinuxOptions": {"level": "s0:c123,c456"},
+                                "seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/w.json"},
+                                "appArmorProfile": {"type": "RuntimeDefault"}},
+            "containerSecurityContext": {"privileged": True, "allowPrivilegeEscalation": True,
+                                         "capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN"], "drop": ["ALL"]},
+                                         "readOnlyRootFilesystem": False, "procMount": "Default",
+                                         "seccompProfile": {"type": "Unconfined"},
+                                         "windowsOptions": {"hostProcess": False}},
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In",
+                                               "values": ["amd64", "arm64"]},
+                                              {"key": "example.com/gen", "operator": "Gt", "values": ["3"]},
+                                              {"key": "spot", "operator": "DoesNotExist"}]},
+                        {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-1"]}]}]},
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 100, "preference": {"matchExpressions": [
+                            {"key": "zone", "operator": "NotIn", "values": ["a"]}]}}]},
+                "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone",
+                                                      "labelSelector": {"matchLabels": {"app": "cache"}},
+                                                      "namespaces": ["cache"]}}]},
+                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "kubernetes.io/hostname",
+                     "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+                     "namespaceSelector": {}, "matchLabelKeys": ["pod-template-hash"]}]}},
             "tolerations": [{"operator": "Exists"}, {"key": "example.com/dedicated", "operator": "Equal",
                                                      "value": "workers", "effect": "NoExecute",
                                                      "tolerationSeconds": 30},
