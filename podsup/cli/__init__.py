@@ -123,6 +123,8 @@ def run(argv: list[str]) -> int:
     # as PID 1 an unhandled SIGTERM would be ignored, elsewhere it would kill podsup
     # without a word: both wrong while a slow --preload import or a bind is under way
     signal.signal(signal.SIGTERM, term_while_starting)
+    # blocked by the parent, SIGTERM (or Ctrl-C) would wait unseen until the loop unblocks it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
     extensions: list = []
     try:
         config = config_mod.load(argv)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import time
 from typing import Callable
@@ -63,6 +64,16 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be a number of seconds > 0 and <= {MAX_INTERVAL:g} (got {text!r})")
     return value
+
+
+def _interruptible() -> None:
+    """``status --watch`` only ends by a signal: make Ctrl-C (SIGINT) end it
+    even when it was started with SIGINT ignored (``nohup make test &``, a
+    background job of a non-interactive shell), as it would from a terminal.
+    Otherwise its parent's SIGINT is lost and it refreshes until SIGKILL."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
 
 
 def _stdout_closed() -> None:
@@ -123,6 +134,9 @@ def status_main(argv: list[str]) -> int:
             sys.stdout.write("\x1b[H\x1b[2J")
         sys.stdout.write(text)
         sys.stdout.flush()
+
+    if args.watch:
+        _interruptible()
 
     def call() -> int:
         once()

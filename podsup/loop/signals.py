@@ -58,6 +58,9 @@ class SignalDispatch:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in HANDLED + IGNORED:
             signal.signal(sig, self.record_signal)
+        # a mask inherited from the parent (a runner, a shell script) would make
+        # podsup deaf to TERM or CHLD: a handler only runs for an unblocked signal
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED + IGNORED)
 
     def record_signal(self, signum: int, _frame: Any = None) -> None:
         """Signal handler: record only; the loop acts (the fd write is done by

@@ -59,9 +59,15 @@ def test_status_table_json_and_watch():
                 if screens >= 3:
                     break
             assert screens >= 3
-        finally:
+            # Ctrl-C ends it (also when this suite runs with SIGINT ignored:
+            # `nohup make test &`; test_signal_inheritance.py covers that case)
             watch.send_signal(signal.SIGINT)
             assert watch.wait(timeout=30) == 130
+        finally:
+            if watch.poll() is None:  # a failed assertion must not leave it refreshing
+                watch.kill()
+                watch.wait(10)
+            watch.stdout.close()
 
 
 def test_scale_and_reload():
