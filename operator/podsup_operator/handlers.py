@@ -156,4 +156,7 @@ def deployment_event(event: Any, body: Any, logger: Any, **_: Any) -> None:
     pool = cluster_api().get_pool(body["metadata"]["namespace"], owner["name"])
     if pool is None or pool["metadata"].get("uid") != owner.get("uid") or pool["metadata"].get("deletionTimestamp"):
         return  # the owner is gone or going: garbage collection removes the child
-    run_reconcile(pool, f"deployment-{event.get('type') or 'event'}".lower(), logger)
+    try:
+        run_reconcile(pool, f"deployment-{event.get('type') or 'event'}".lower(), logger)
+    except ChildrenFailed as exc:  # in the status and Events already; the pool's own handler retries
+        logger.warning(f"reconcile of {pool['metadata']['name']} after a Deployment event: {exc}")

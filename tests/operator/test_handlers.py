@@ -372,3 +372,26 @@ async def test_a_child_the_api_server_refuses_degrades_its_pool_only_and_recover
 def test_retry_delay_doubles_up_to_the_maximum() -> None:
     assert [handlers.retry_delay(n) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
     assert handlers.retry_delay(10**6) == handlers.RETRY_MAX
+
+
+async def test_a_refused_service_does_not_stop_the_deployment_events(
+        emulator: Any, in_flight: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The Service is refused (403): the Deployment's status changes still
+    reach the pool's status, each such reconcile logs one warning line."""
+    emulator.refuse(SVC, "pool", 403, "Forbidden", 'services "pool" is forbidden: no')
+    async with running_operator(emulator):
+        await create_pool(emulator, pool_manifest())
+        await wait_until(lambda: raw(emulator, DEP) is not None, "the Deployment")
+        await wait_until(lambda: (condition(raw(emulator, WP), "Degraded") or {}).get("status") == "True",
+                         "Degraded=True")
+        events = reconciles("deployment-modified")
+        await patch(emulator, DEP, "pool", {"status": {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+                                                        "observedGeneration": 0}}, sub="status")
+        await wait_until(lambda: (raw(emulator, WP) or {}).get("status", {}).get("readyReplicas") == 2,
+                         "the ready pods in the status")
+        await wait_until(lambda: reconciles("deployment-modified") > events and not in_flight(),
+                         "the Deployment event reconciled")
+    assert raw(emulator, SVC) is None
+    assert condition(raw(emulator, WP), "Degraded")["message"].startswith('Service: 403 services "pool" is forbidden')
+    refused = [r for r in caplog.records if "403" in r.getMessage()]
+    assert refused and all(r.exc_info is None for r in refused), [r.getMessage() for r in refused]
