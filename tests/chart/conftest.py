@@ -91,8 +91,10 @@ def render_notes(values: dict | None = None) -> str:
 def operator_part(obj: dict) -> bool:
     """Objects of the operator's own templates. The metrics API's templates
     (metrics-api-*.yaml: APIServices, its Service, serving certificate and
-    auth bindings) belong to the metrics API and have tests of their own."""
-    return not obj.get("__template__", "").rsplit("/", 1)[-1].startswith("metrics-api-")
+    auth bindings) belong to the metrics API, the WorkerPool's (workerpool-*:
+    the CRD, the users' aggregated roles) to the resource; each has tests of
+    its own."""
+    return not obj.get("__template__", "").rsplit("/", 1)[-1].startswith(("metrics-api-", "workerpool-"))
 
 
 def find(objects: list[dict], kind: str, name: str | None = None) -> list[dict]:

@@ -178,7 +178,7 @@ def test_rbac_and_serviceaccount_can_be_left_to_the_user():
 
 def test_optional_objects_are_off_by_default(default_objects):
     assert sorted({o["kind"] for o in default_objects if operator_part(o)}) == [
-        "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Service", "ServiceAccount"]
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
 
 
 def test_service_monitor_scrapes_the_operator_metrics_port():
