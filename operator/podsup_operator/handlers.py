@@ -68,6 +68,7 @@ def run_reconcile(pool: dict, trigger: str, logger: Any) -> Outcome:
 
     with metrics.observe(trigger), _lock_for(pool["metadata"].get("uid", "")):
         outcome = reconcile(pool, cluster_api(), CONFIG.operator_image, emit=emit)
+    metrics.POOLS.record(pool, outcome.live.get("Deployment"), outcome.live.get("HorizontalPodAutoscaler"))
     metrics.WRITES.labels(op="apply").inc(len(outcome.applied))
     metrics.WRITES.labels(op="delete").inc(len(outcome.deleted))
     if outcome.status_patch:

@@ -44,6 +44,8 @@ class Outcome:
     status_patch: dict = field(default_factory=dict)
     #: replicas set through the scale subresource (a Deployment stranded at 0)
     scaled_to: int | None = None
+    #: the children as last read or applied, by kind (for the operator's pool metrics)
+    live: dict = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -169,7 +171,7 @@ def reconcile(pool: dict, api: ClusterApi, operator_image: str, emit: Emit = _no
     """
     name = pool_name(pool)
     outcome = Outcome()
-    live: dict[str, dict | None] = {}
+    live: dict[str, dict | None] = outcome.live
     failures: list[tuple[str, BaseException]] = []
     for (api_version, kind), desired in desired_children(pool, operator_image).items():
         try:
