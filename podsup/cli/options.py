@@ -60,6 +60,12 @@ def _default_workers() -> int:
 
 OPTIONS: tuple[Option, ...] = (
     Option("workers", int_parser(0, MAX_WORKERS), _default_workers, "number of workers (default: CPUs the cgroup allows)", "N"),
+    Option("max-workers", int_parser(0, MAX_WORKERS), 0, "dynamic mode: grow up to N workers while busy, shrink when idle; --workers is then the start count (0: off, fixed size)", "N"),
+    Option("min-workers", int_parser(0, MAX_WORKERS), 1, "dynamic mode: never fewer workers than this", "N"),
+    Option("spare-workers", int_parser(1, MAX_WORKERS), 1, "dynamic mode: idle workers kept ready for the next job (pm.min_spare_servers)", "N"),
+    Option("idle-timeout", duration_parser(), 10.0, "dynamic mode: an idle worker above min + spare retires after this long", "S"),
+    Option("start-period", duration_parser(), 1.0, "a worker that never reports counts as running after this long", "S"),
+    Option("start-timeout", duration_parser(), 60.0, "once workers report, a new worker silent this long after its start is replaced (0: wait for ever)", "S"),
     Option("stop-signal", parse_signal, int(signal.SIGTERM), "signal sent to each worker's process group to stop it", "SIG"),
     Option("graceful-timeout", duration_parser(), 30.0, "seconds a stopping worker gets before SIGKILL", "S"),
     Option("drain-delay", duration_parser(), 0.0, "seconds readiness is off before workers are signalled on TERM", "S"),
@@ -223,15 +229,20 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
     from_file = _load_file(config_path) if config_path else {}
 
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # option name -> where its value came from (given ones only)
     for option in OPTIONS:
         if option.field in parsed:
+            sources[option.name] = option.flag
             values[option.field] = _validate(option, parsed[option.field], option.flag)
         elif option.env in environ:
-            values[option.field] = _validate(option, environ[option.env], f"env {option.env}")
+            sources[option.name] = f"env {option.env}"
+            values[option.field] = _validate(option, environ[option.env], sources[option.name])
         elif option.name in from_file:
-            values[option.field] = _validate(option, from_file[option.name], f"config file {config_path}")
+            sources[option.name] = f"config file {config_path}"
+            values[option.field] = _validate(option, from_file[option.name], sources[option.name])
         else:
             values[option.field] = option.default() if callable(option.default) else option.default
+    _check_dynamic(values, sources)
     values["config"] = config_path
     preload_from_file = "preload" not in parsed and OPTIONS_BY_NAME["preload"].env not in environ
     if not command and "command" in from_file and (values["preload"] is None or preload_from_file):
@@ -246,6 +257,37 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
     if command and check_command:
         check_executable(command[0])
     return Config(command=tuple(command), **values)
+
+
+DYNAMIC_OPTIONS = ("min-workers", "spare-workers", "idle-timeout")
+
+
+def _check_dynamic(values: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """Dynamic mode's options agree with each other (one line each), and the
+    start count fits the bounds: a --workers given outside them is refused,
+    the default (the CPU count) is clamped into them."""
+    def given(name: str) -> str:
+        return f"--{name} {values[name.replace('-', '_')]} (from {sources[name]})"
+    maximum = values["max_workers"]
+    if not maximum:
+        for name in DYNAMIC_OPTIONS:
+            if name in sources:
+                raise ConfigError(f"podsup run: {given(name)} needs --max-workers N (it only applies in dynamic mode)")
+        return
+    minimum, spare = values["min_workers"], values["spare_workers"]
+    if minimum > maximum:
+        raise ConfigError(f"podsup run: invalid {given('min-workers')}: must be at most --max-workers {maximum}")
+    if spare > maximum:
+        raise ConfigError(f"podsup run: invalid {given('spare-workers')}: must be at most --max-workers {maximum}")
+    if values["normal_exit_codes"]:
+        raise ConfigError("podsup run: --max-workers (dynamic mode) and --normal-exit-codes (job mode) "
+                          "cannot be combined: a finished worker's slot would only be refilled")
+    if "workers" in sources:
+        if not minimum <= values["workers"] <= maximum:
+            raise ConfigError(f"podsup run: invalid {given('workers')}: in dynamic mode the start count "
+                              f"must be within --min-workers {minimum} and --max-workers {maximum}")
+    else:
+        values["workers"] = max(minimum, min(maximum, values["workers"]))
 
 
 def check_executable(program: str) -> str:

@@ -37,6 +37,12 @@ class Config:
 
     command: tuple[str, ...] = ()
     workers: int = 1
+    max_workers: int = 0
+    min_workers: int = 1
+    spare_workers: int = 1
+    idle_timeout: float = 10.0
+    start_period: float = 1.0
+    start_timeout: float = 60.0
     stop_signal: int = int(signal.SIGTERM)
     graceful_timeout: float = 30.0
     drain_delay: float = 0.0
@@ -60,12 +66,20 @@ class Config:
     preload: str | None = None
     config: str | None = None
 
+    @property
+    def dynamic(self) -> bool:
+        """--max-workers given: the pool sizes itself within [min, max]."""
+        return self.max_workers > 0
+
     def ready_needed(self, desired: int) -> int:
         """Running workers /readyz needs when ``desired`` are wanted: all of
         them (or --min-ready, capped by ``desired``), and at least one — a pod
         scaled to 0 workers serves nothing, so it must not count as ready.
-        Only an explicit ``--min-ready 0`` means ready with no worker up."""
+        Only an explicit ``--min-ready 0`` means ready with no worker up. In
+        dynamic mode the default is --min-workers, not all: a pool growing
+        under load starts workers that must not make the pod unready."""
         if self.min_ready == 0:
             return 0
-        needed = desired if self.min_ready is None else min(self.min_ready, desired)
+        default = min(self.min_workers, desired) if self.dynamic else desired
+        needed = default if self.min_ready is None else min(self.min_ready, desired)
         return max(needed, 1)
