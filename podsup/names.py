@@ -15,6 +15,8 @@ METRIC_PREFIX = "podsup_"
 METRIC_REQUESTS_PER_SECOND = "podsup_requests_per_second"
 #: Gauge, per pod: busy workers / running workers (0..1). ``Pods`` metric.
 METRIC_BUSY_RATIO = "podsup_busy_ratio"
+#: busy / --max-workers: what the HPA's busy target reads when the pool is dynamic
+METRIC_POOL_SATURATION = "podsup_pool_saturation"
 #: Gauge, per queue: backlog length. Served to the HPA as an ``External``
 #: metric of this name with an AverageValue target (never a Pods metric: a
 #: shared backlog must not be averaged over pods).

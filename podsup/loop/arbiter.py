@@ -39,6 +39,7 @@ from podsup.host.cgroup import OomCounter
 from podsup.host.output import LinePump, Log
 from podsup.host.reports import ReportSocketError, ReportSockets
 from podsup.host.system import System
+from podsup.loop.elastic import Elasticity
 from podsup.loop.execute import CommandExecution
 from podsup.loop.exits import Exits
 from podsup.loop.intake import ReportIntake
@@ -55,7 +56,7 @@ EXIT_OK = 0
 EXIT_KILLED = 1
 
 
-class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, PoolView):
+class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, PoolView, Elasticity):
     """The master loop (see the module docstring); ``run()`` until the pool stops."""
 
     def __init__(self, config: Config, extensions: Iterable[Any] = (), system: System | None = None,
@@ -87,6 +88,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         self.slots: dict[int, Slot] = {}
         self.workers: dict[int, Worker] = {}
         self.desired = config.workers
+        self._init_elastic(config)
         self.draining = False
         self.stopping = False
         self.drain_signal_at: float | None = None
@@ -205,14 +207,13 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         for worker in self.workers.values():
             if worker.stop_deadline is not None and not worker.killed:
                 due.append(worker.stop_deadline)
-            if worker.state is WorkerState.STARTING:
-                due.append(worker.started + policy.STARTUP_PERIOD)
         if self.drain_signal_at is not None:
             due.append(self.drain_signal_at)
         if self.lingering:  # members' ends arrive as SIGCHLD (we reap them); poll too
             due.append(min(min(self.lingering.values()), now + 0.2))
         if self.crash_loop and self.crash.clears_at() is not None:
             due.append(self.crash.clears_at())
+        due += self._elastic_due()
         return max(0.0, min(min(due) - now, TICK))
 
     def close(self) -> None:
@@ -255,6 +256,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
             worker.busy_since = self.system.wall()
         elif old is WorkerState.BUSY:
             worker.busy_since = None
+        worker.idle_since = self.system.monotonic() if new is WorkerState.IDLE else None
         if {old, new} != {WorkerState.IDLE, WorkerState.BUSY}:
             self.log.info(f"worker {new.value}", slot=worker.slot, pid=worker.pid,
                           previous=old.value, why=why or None)
@@ -287,8 +289,8 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
             self._update_crash_loop(now)
         self._advance_lingering(now)
         for worker in list(self.workers.values()):
-            if worker.state is WorkerState.STARTING and now - worker.started >= policy.STARTUP_PERIOD:
-                self._transition(worker, WorkerState.IDLE, "start-up period passed")
+            if worker.state is WorkerState.STARTING:
+                self._gate(worker, now)
             if worker.stop_deadline is not None and now >= worker.stop_deadline and not worker.killed:
                 self.log.warning("worker did not stop within the graceful timeout: SIGKILL",
                                  slot=worker.slot, pid=worker.pid,
@@ -314,6 +316,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         for slot in list(self.slots.values()):
             if slot.respawn_at is not None and now >= slot.respawn_at and slot.current is None:
                 self._respawn(slot, slot.restart_reason)
+        self._size(now)
         self._advance_reload()
         if self.slots and all(s.done for s in self.slots.values()) and not self.workers and not self.lingering:
             self.log.info("all workers done (normal exit codes): exiting")

@@ -30,6 +30,7 @@ class CommandExecution:
     slots: dict[int, Slot]
     workers: dict[int, Worker]
     desired: int
+    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
     draining: bool
     stopping: bool
     drain_signal_at: float | None
@@ -72,6 +73,10 @@ class CommandExecution:
         raise TypeError(f"unknown command {command!r}")
 
     def _scale(self, target: int) -> dict[str, Any]:
+        if self.bounds is not None:
+            raise ValueError(f"refused in dynamic mode: the pool sizes itself between --min-workers "
+                             f"{self.bounds.minimum} and --max-workers {self.bounds.maximum} "
+                             f"(now {self.desired}); change those to resize it")
         if not isinstance(target, int) or not 0 <= target <= MAX_WORKERS:
             raise ValueError(f"workers must be an integer 0..{MAX_WORKERS} (got {target})")
         previous = self.desired

@@ -72,6 +72,7 @@ class ReportIntake:
             return
         wall, now = self.system.wall(), self.system.monotonic()
         worker.last_heartbeat = wall
+        self._heard(report.kind)
         if report.kind == "busy":
             self._transition(worker, WorkerState.BUSY, "report")
         elif report.kind in ("idle", "done"):

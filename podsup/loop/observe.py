@@ -30,6 +30,7 @@ class PoolView:
     slots: dict[int, Slot]
     workers: dict[int, Worker]
     desired: int
+    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
     draining: bool
     stopping: bool
     crash_loop: bool
@@ -81,6 +82,9 @@ class PoolView:
                 healthy=healthy, draining=self.draining or self.stopping, crash_loop=self.crash_loop,
                 exits=dict(self.exits), restarts=dict(self.restarts), queues=self._fresh_queues(now),
                 malformed_reports=self.malformed_reports, lingering=len(self.lingering),
+                dynamic=self.bounds is not None,
+                min_workers=self.bounds.minimum if self.bounds else self.desired,
+                max_workers=self.bounds.maximum if self.bounds else self.desired,
             )
         workers = []
         usage = self._usage([r["pid"] for r in raw if r["pid"]]) if measure else {}

@@ -43,6 +43,7 @@ class SignalDispatch:
     system: System
     log: Log
     desired: int
+    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
     draining: bool
     stopping: bool
     drain_why: str | None
@@ -87,6 +88,10 @@ class SignalDispatch:
             self.log.info("signal ignored while stopping", signal=name)
         elif sig == signal.SIGHUP:
             self._reload()
+        elif sig in (signal.SIGTTIN, signal.SIGTTOU) and self.bounds is not None:
+            self.log.warning(f"{name} ignored in dynamic mode: the pool sizes itself within its bounds",
+                             min_workers=self.bounds.minimum, max_workers=self.bounds.maximum,
+                             workers=self.desired)
         elif sig == signal.SIGTTIN:
             try:
                 self._scale(self.desired + 1)

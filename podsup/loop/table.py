@@ -23,6 +23,7 @@ class Worker:
         self.requests = 0
         self.rate = RollingRate()
         self.busy_since: float | None = None      # wall clock
+        self.idle_since: float | None = None      # monotonic: when it last became idle (dynamic mode)
         self.last_heartbeat: float | None = None  # wall clock
         self.stop_deadline: float | None = None   # monotonic: SIGKILL then
         self.killed = False     # podsup sent SIGKILL

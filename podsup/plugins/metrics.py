@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from podsup import names
 from podsup.core.rate import RollingRate  # the one rolling rate (also each worker's QPS)
 from podsup.core.plugin import Extension
+from podsup.core.sizing import saturation
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import WorkerState
 
@@ -39,7 +40,8 @@ RATE_WINDOW = 30.0
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     30.0, 60.0, 120.0, 300.0, math.inf)
 #: Restart reasons (DESIGN.md, plus reload); each is always exported, 0 until it happens.
-RESTART_REASONS = ("exit", "signal", "rss", "requests", "lifetime", "heartbeat", "timeout", "reload")
+RESTART_REASONS = ("exit", "signal", "rss", "requests", "lifetime", "heartbeat", "timeout", "reload",
+                   "start-timeout")
 
 P = names.METRIC_PREFIX
 
@@ -155,6 +157,13 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
     out.append(GaugeMetricFamily(f"{P}workers_desired", "Target number of workers.", value=snap.desired))
     out.append(GaugeMetricFamily(f"{P}workers_running", "Workers in a running state (starting, idle or busy).",
                                  value=snap.running))
+    out.append(GaugeMetricFamily(f"{P}workers_min", "Fewest workers the pool runs (--min-workers; the desired count in a fixed-size pool).",
+                                 value=getattr(snap, "min_workers", snap.desired)))
+    out.append(GaugeMetricFamily(f"{P}workers_max", "Most workers the pool runs (--max-workers; the desired count in a fixed-size pool).",
+                                 value=getattr(snap, "max_workers", snap.desired)))
+    busy = workers_by_state(snap)[WorkerState.BUSY.value]
+    out.append(GaugeMetricFamily(names.METRIC_POOL_SATURATION, "Busy workers divided by --max-workers (by the desired count in a fixed-size pool), 0..1: the in-pod headroom used.",
+                                 value=saturation(busy, getattr(snap, "max_workers", 0) or snap.desired)))
 
     c = CounterMetricFamily(f"{P}worker_restarts", "Workers replaced, by reason.", labels=["reason"])
     restarts = {reason: 0 for reason in RESTART_REASONS}
