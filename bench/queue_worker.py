@@ -6,16 +6,20 @@ podsup, and takes job ids from the list ``jobs`` (BRPOP), writing each to
 ``started`` before and ``done`` after JOB_SECONDS of work (a job id ``ID@S`` takes S seconds). SIGTERM leaves
 ``able`` at once (no new job), lets the job in hand finish, and exits 0: a
 graceful worker, so any lost or repeated job is the supervisor's doing.
-``ready`` (hash pid -> time.time()) records when each worker became able.
+``ready`` (hash pid -> time.time()) records when each worker became able,
+``born`` when its first line of Python ran.
 """
-import os
-import signal
-import sys
 import time
 
-import redis
+BORN = time.time()  # first thing: how long the interpreter and imports took is ready - born
 
-from podsup import client
+import os  # noqa: E402
+import signal
+import sys  # noqa: E402
+
+import redis  # noqa: E402
+
+from podsup import client  # noqa: E402
 
 PORT = int(os.environ["BENCH_REDIS_PORT"])
 BOOT = float(os.environ.get("BOOT_SECONDS", "0"))
@@ -39,6 +43,7 @@ def on_term(_sig, _frame):
 signal.signal(signal.SIGTERM, on_term)
 time.sleep(BOOT)
 if not stopping:
+    control.hset("born", ME, repr(BORN))
     control.hset("ready", ME, repr(time.time()))
     control.sadd("able", ME)
 client.idle()
