@@ -101,7 +101,8 @@ def render_table(status: dict[str, Any]) -> str:
         f"start time: {start_text}    uptime: {format_duration(status.get('uptime'))}",
         f"load average: {', '.join(f'{x:.2f}' for x in load)}",
         f"workers: {status.get('running', 0)} running / {status.get('desired', 0)} desired"
-        f"    ready: {'yes' if status.get('ready') else 'no'}"
+        + (f" (dynamic {status.get('min_workers')}..{status.get('max_workers')})" if status.get("dynamic") else "")
+        + f"    ready: {'yes' if status.get('ready') else 'no'}"
         f"    healthy: {'yes' if status.get('healthy') else 'no'}",
         f"exits: {format_exits(status.get('exits') or {})}",
     ]

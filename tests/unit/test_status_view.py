@@ -71,3 +71,10 @@ def test_table_of_an_empty_pool():
     snap["workers"], snap["exits"], snap["restarts"], snap["queues"] = [], {}, {}, {}
     text = status_view.render_table(snap)
     assert "exits: none" in text and "restarts:" not in text and "queues:" not in text
+
+
+def test_header_shows_dynamic_bounds_only_in_dynamic_mode():
+    data = status()
+    assert "(dynamic" not in status_view.render_table(data)
+    data.update(dynamic=True, min_workers=2, max_workers=8)
+    assert "workers: 1 running / 2 desired (dynamic 2..8)" in status_view.render_table(data)
