@@ -17,8 +17,6 @@ STABLE_UPTIME = 5.0
 #: In a crash storm no slot is respawned faster than this, whatever
 #: --backoff-max says, so a storm can never turn into a busy spin.
 CRASHLOOP_MIN_DELAY = 1.0
-#: A worker that sent no report is considered started after this long.
-STARTUP_PERIOD = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
