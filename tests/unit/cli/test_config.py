@@ -183,7 +183,7 @@ def test_command_must_be_executable(tmp_path):
 
 def test_readme_documents_every_option_with_its_env_name():
     import pathlib
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("## The supervisor: `podsup run`", 1)[1].split("\n## ", 1)[0]
     for option in config.OPTIONS:
         assert f"`{option.flag} " in section and f"`{option.env}`" in section, option.name

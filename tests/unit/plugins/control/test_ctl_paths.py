@@ -14,7 +14,7 @@ from podsup.cli.control import scale_main, status_main
 from podsup.cli.control_client import ControlError, PodsupGone, request
 from podsup.plugins.control.handlers import Handlers
 from podsup.plugins.control.server import ControlServer
-from tests.unit.test_ctl import FakeArbiter
+from tests.unit.plugins.control.test_ctl import FakeArbiter
 
 
 # --- client: `podsup status --control PATH` ----------------------------------
