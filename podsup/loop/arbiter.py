@@ -32,8 +32,8 @@ import traceback
 from typing import Any, Callable, Iterable
 
 import podsup
-from podsup.core.config import EXIT_USAGE, Config
 from podsup.core import commands, policy
+from podsup.core.config import EXIT_USAGE, Config
 from podsup.core.states import WorkerState
 from podsup.host.cgroup import OomCounter
 from podsup.host.output import LinePump, Log
@@ -50,7 +50,6 @@ from podsup.loop.table import Slot, Worker
 
 #: Loop wake-up period when no timer is due (extensions' tick, crash window).
 TICK = 1.0
-
 
 EXIT_OK = 0
 EXIT_KILLED = 1
