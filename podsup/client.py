@@ -25,8 +25,8 @@ import socket
 import time
 from typing import Iterator
 
-from podsup.names import ENV_REPORT
 from podsup.core.protocol import MalformedReport, parse_report
+from podsup.names import ENV_REPORT
 
 
 def _float(value: object) -> float | None:

@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Callable
 
-from podsup.core import status_view
 from podsup.cli.control_client import ControlError, PodsupGone, request
+from podsup.core import status_view
 from podsup.plugins.control.handlers import CommandError, parse_scale
 
 #: How often ``drain --wait`` looks whether the workers are gone.

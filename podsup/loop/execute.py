@@ -12,8 +12,8 @@ import collections
 import concurrent.futures
 from typing import Any
 
-from podsup.core.config import MAX_WORKERS, Config
 from podsup.core import commands
+from podsup.core.config import MAX_WORKERS, Config
 from podsup.core.states import WorkerState
 from podsup.host import spawn
 from podsup.host.output import Log

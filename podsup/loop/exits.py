@@ -11,8 +11,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from podsup.core.config import Config
 from podsup.core import policy
+from podsup.core.config import Config
 from podsup.core.states import WorkerState
 from podsup.host.cgroup import OomCounter
 from podsup.host.output import Log

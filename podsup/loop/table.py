@@ -6,8 +6,8 @@ in ``Arbiter._transition``.
 """
 from __future__ import annotations
 
-from podsup.core.states import WorkerState
 from podsup.core.rate import RollingRate
+from podsup.core.states import WorkerState
 from podsup.host.reports import ReportSocket
 
 

@@ -60,9 +60,9 @@ import psutil
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
-from podsup.host import rundir
 from podsup.core.config import ConfigError
 from podsup.core.plugin import Extension
+from podsup.host import rundir
 
 log = logging.getLogger("podsup.multiproc")
 

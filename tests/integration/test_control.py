@@ -12,8 +12,8 @@ import sys
 
 import psutil
 
-from podsup.host import framing
 from podsup.cli.control_client import ControlError, request
+from podsup.host import framing
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import live_pids, podsup_cli, status_json
 from tests.waiting import wait_for

@@ -8,8 +8,8 @@ import types
 import pytest
 
 from podsup import client
-from podsup.names import ENV_REPORT
 from podsup.core.protocol import parse_report
+from podsup.names import ENV_REPORT
 
 
 @pytest.fixture

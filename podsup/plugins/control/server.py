@@ -22,10 +22,10 @@ import threading
 import time
 from typing import Any
 
-from podsup.host import framing
-from podsup.plugins.control.handlers import Handlers
 from podsup.core.eventlog import EventLog, StdLog
 from podsup.core.plugin import Extension
+from podsup.host import framing
+from podsup.plugins.control.handlers import Handlers
 
 #: A client that does not finish its request in this time is dropped.
 CONNECTION_TIMEOUT = 10.0

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from podsup.core.config import ConfigError
 from podsup.cli.options import load
+from podsup.core.config import ConfigError
 from podsup.plugins.queueprobe import QueueConfigError, RedisProbe, AmqpProbe, parse_queue_url
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from podsup import names
 from podsup.cli import options as config
-from podsup.core.config import ConfigError
 from podsup.cli.options import build_parser, load
+from podsup.core.config import ConfigError
 
 
 def cfg(argv, env=None):

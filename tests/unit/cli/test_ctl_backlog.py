@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from podsup.host import framing
 from podsup.cli.control_client import ControlError, PodsupGone, request
+from podsup.host import framing
 
 
 def full_backlog(path: str) -> tuple[socket.socket, list[socket.socket]]:

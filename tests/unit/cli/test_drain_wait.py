@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from podsup.host import framing
 from podsup.cli.control import _workers_gone
+from podsup.host import framing
 
 
 class OneShotServer:

@@ -16,14 +16,14 @@ import pytest
 from podsup import client, names
 
 from podsup.core import commands
-from podsup.loop.arbiter import Arbiter
-from podsup.host.cgroup import OomCounter
 from podsup.core.config import Config
-from podsup.core.plugin import Extension
-from podsup.host.output import Log
 from podsup.core.health import HealthView
+from podsup.core.plugin import Extension
 from podsup.core.states import PoolState, WorkerState
+from podsup.host.cgroup import OomCounter
+from podsup.host.output import Log
 from podsup.host.system import ExitStatus, FakeSystem
+from podsup.loop.arbiter import Arbiter
 from tests.waiting import wait_for
 
 

@@ -13,12 +13,12 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from podsup.plugins import http as podsup_http
-from podsup.plugins import metrics
 from podsup.core.health import HealthView, liveness, readiness
-from podsup.plugins.http import HealthState, HttpServer
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
+from podsup.plugins import http as podsup_http
+from podsup.plugins import metrics
+from podsup.plugins.http import HealthState, HttpServer
 from tests.waiting import wait_for
 
 

@@ -10,9 +10,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import names
-from podsup.plugins import metrics
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
+from podsup.plugins import metrics
 
 
 def worker(slot: int, state: WorkerState | None, pid: int | None = 100) -> WorkerSnapshot:

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from podsup.plugins import multiproc
-from podsup.host import rundir
 from podsup.core.config import ConfigError
+from podsup.host import rundir
+from podsup.plugins import multiproc
 
 
 def test_given_dir_is_wiped_and_kept(tmp_path):

@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from podsup.core.commands import Drain, Reload, Scale
-from podsup.host import framing
-from podsup.cli.control_client import ControlError, request
 from podsup.cli.control import status_main
+from podsup.cli.control_client import ControlError, request
+from podsup.core.commands import Drain, Reload, Scale
 from podsup.core.config import MAX_WORKERS
-from podsup.plugins.control.handlers import CommandError, Handlers, parse_scale
-from podsup.plugins.control.server import ControlServer
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import PoolState
+from podsup.host import framing
+from podsup.plugins.control.handlers import CommandError, Handlers, parse_scale
+from podsup.plugins.control.server import ControlServer
 from tests.waiting import wait_for
 
 
