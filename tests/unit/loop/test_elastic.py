@@ -1,6 +1,6 @@
 """The start gate and dynamic sizing in the master loop, against FakeSystem
 (issue 11). Tests are named after the transitions they check; the policies
-themselves are in test_startgate.py and test_sizing.py."""
+themselves are in tests/unit/core/test_startgate.py and test_sizing.py."""
 from __future__ import annotations
 
 import signal
@@ -9,7 +9,6 @@ import pytest
 
 from podsup.core import commands
 from podsup.core.states import WorkerState
-from tests.unit.test_arbiter import pools  # noqa: F401 - the fixture
 
 S, I, B, X = WorkerState.STARTING, WorkerState.IDLE, WorkerState.BUSY, WorkerState.STOPPING
 
