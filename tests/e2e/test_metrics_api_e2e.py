@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from podsup import names
+from tests.e2e.cluster import cluster_reason, pods_reason
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -33,14 +33,17 @@ RELEASE = "podsup-metrics-e2e"
 
 
 def cluster_or_skip() -> str:
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if not kubeconfig or not all(os.path.isfile(p) for p in kubeconfig.split(os.pathsep) if p):
-        pytest.skip("no cluster: KUBECONFIG is not set to a kubeconfig file")
+    """The operator image to install; skips (each with its own reason) without
+    a cluster, without an image, or on a control plane that cannot run pods."""
+    reason = cluster_reason()
+    if reason:
+        pytest.skip(reason)
     image = os.environ.get("PODSUP_E2E_IMAGE")
     if not image:
         pytest.skip("PODSUP_E2E_IMAGE is not set (the operator image the cluster can pull)")
-    if not shutil.which("kubectl"):
-        pytest.skip("kubectl is not installed")
+    reason = pods_reason()
+    if reason:
+        pytest.skip(f"needs pods Running (the operator, redis, workers): {reason}")
     return image
 
 

@@ -9,111 +9,30 @@ objects the operator manages.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-
 import pytest
 import yaml
 
 from podsup import names
+from tests.e2e import cluster
+from tests.e2e.cluster import apply_example, cluster_reason, get, kubectl, owned
 from tests.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.e2e
-
-
-def _cluster_reason() -> str | None:
-    if not os.environ.get("KUBECONFIG"):
-        return "no KUBECONFIG: the operator e2e tests need a real cluster"
-    if not shutil.which("kubectl"):
-        return "kubectl not found"
-    try:
-        proc = subprocess.run(["kubectl", "version", "-o", "json"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "the cluster in KUBECONFIG did not answer within 20 s"
-    if proc.returncode != 0 or "serverVersion" not in proc.stdout:
-        return f"the cluster in KUBECONFIG is unreachable: {proc.stderr.strip()[:200]}"
-    return None
-
-
-REASON = _cluster_reason()
-if REASON:
-    pytestmark = [pytest.mark.e2e, pytest.mark.skip(reason=REASON)]
-
-
-def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, timeout=60)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-    return proc
-
-
-def get(kind: str, name: str, ns: str) -> dict | None:
-    proc = kubectl("get", kind, name, "-n", ns, "-o", "json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(cluster_reason()), reason=str(cluster_reason()))]
 
 
 @pytest.fixture(scope="module")
 def namespace():
-    ns = f"podsup-e2e-{uuid.uuid4().hex[:6]}"
-    kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "workerpools.podsup.io.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/workerpools.podsup.io", "--timeout=60s")
-    kubectl("create", "namespace", ns)
-    yield ns
-    kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with cluster.namespace() as ns:
+        yield ns
 
 
 @pytest.fixture(scope="module")
 def operator(namespace, tmp_path_factory):
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    args = [sys.executable, "-m", "podsup_operator.cli", "run", "--namespace", namespace,
-            "--health-port", str(free_port()), "--metrics-port", str(free_port())]
-    help_text = subprocess.run(args[:4] + ["--help"], capture_output=True, text=True).stdout
-    if "--no-metrics-api" in help_text:
-        args.append("--no-metrics-api")  # the metrics API has its own e2e tests
-    with open(log, "w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def apply_example(name: str, ns: str) -> dict:
-    pool = yaml.safe_load((ROOT / "examples" / name).read_text())
-    pool["metadata"]["namespace"] = ns
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(pool))
-    return pool
-
-
-def owned(obj: dict | None, pool_uid: str) -> bool:
-    return bool(obj) and any(r.get("uid") == pool_uid and r.get("controller")
-                             for r in obj["metadata"].get("ownerReferences", []))
-
-
-def test_invalid_pool_is_refused_by_the_api_server(namespace):
-    bad = {"apiVersion": "podsup.io/v1alpha1", "kind": "WorkerPool", "metadata": {"name": "bad", "namespace": namespace},
-           "spec": {"image": "x", "command": ["x"], "autoscaling": {"enabled": True, "minReplicas": 5,
-                                                                    "maxReplicas": 2, "targets": {"cpuPercent": 5}}}}
-    proc = kubectl("apply", "-f", "-", input=yaml.safe_dump(bad), check=False)
-    assert proc.returncode != 0
-    assert "minReplicas must be less than or equal to autoscaling.maxReplicas" in proc.stderr
+    # The metrics API has its own e2e tests.
+    extra = ["--no-metrics-api"] if "--no-metrics-api" in cluster.operator_help() else []
+    with cluster.operator(namespace, log, *extra) as proc:
+        yield proc
 
 
 def test_pool_lifecycle(namespace, operator):
