@@ -25,6 +25,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "workerpools.podsup.io.yaml"
+#: The resource, fully qualified: a bare "workerpool" is ambiguous when another
+#: group on the same cluster also has a WorkerPool kind.
+WP = "workerpools.podsup.io"
 
 
 @functools.cache

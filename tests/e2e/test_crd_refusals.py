@@ -31,25 +31,28 @@ def with_spec(**spec) -> dict:
     return pool
 
 
-#: (id, pool, what the API server's refusal must say: every string must appear)
+#: Remove when the CRD checks env items and quantities (issue 14 part 2).
+PENDING_CRD = pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 14: the CRD does not check this yet")
+
+#: pytest.param(pool, what the API server's refusal must say (every string), id=...)
 REFUSED = [
-    ("min-above-max", with_spec(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2,
-                                             "targets": {"cpuPercent": 5}}, resources={"requests": {"cpu": "1"}}),
-     ["autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"]),
-    ("port-0", with_spec(ports=[{"name": "http", "containerPort": 0}]),
-     ["spec.ports[0].containerPort", "greater than or equal to 1"]),
-    ("port-70000", with_spec(ports=[{"name": "http", "containerPort": 70000}]),
-     ["spec.ports[0].containerPort", "less than or equal to 65535"]),
-    ("env-without-name", with_spec(env=[{"value": "x"}]),
-     ["spec.env[0].name", "Required value"]),
-    ("quantity-not-a-number", with_spec(resources={"requests": {"cpu": "lots"}}),
-     ["spec.resources.requests.cpu"]),
-    ("quantity-negative", with_spec(resources={"requests": {"memory": "-5"}}),
-     ["spec.resources.requests", "greater than or equal to 0"]),
+    pytest.param(with_spec(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2,
+                                        "targets": {"cpuPercent": 5}}, resources={"requests": {"cpu": "1"}}),
+                 ["autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"], id="min-above-max"),
+    pytest.param(with_spec(ports=[{"name": "http", "containerPort": 0}]),
+                 ["spec.ports[0].containerPort", "greater than or equal to 1"], id="port-0"),
+    pytest.param(with_spec(ports=[{"name": "http", "containerPort": 70000}]),
+                 ["spec.ports[0].containerPort", "less than or equal to 65535"], id="port-70000"),
+    pytest.param(with_spec(env=[{"value": "x"}]),
+                 ["spec.env[0].name", "Required value"], id="env-without-name", marks=PENDING_CRD),
+    pytest.param(with_spec(resources={"requests": {"cpu": "lots"}}),
+                 ["spec.resources.requests.cpu"], id="quantity-not-a-number", marks=PENDING_CRD),
+    pytest.param(with_spec(resources={"requests": {"memory": "-5"}}),
+                 ["spec.resources.requests", "greater than or equal to 0"], id="quantity-negative", marks=PENDING_CRD),
 ]
 
 
-@pytest.mark.parametrize("pool, expected", [pytest.param(p, e, id=i) for i, p, e in REFUSED])
+@pytest.mark.parametrize("pool, expected", REFUSED)
 def test_a_bad_pool_is_refused_by_the_api_server(namespace, pool, expected):
     pool = {**pool, "metadata": {**pool["metadata"], "namespace": namespace}}
     proc = kubectl("apply", "-f", "-", input=yaml.safe_dump(pool), check=False)

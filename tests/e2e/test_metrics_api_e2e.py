@@ -1,6 +1,7 @@
 """e2e: autoscaling with nothing but the operator, on the cluster named by
-$KUBECONFIG (skipped with the reason when there is none, or without
-$PODSUP_E2E_IMAGE, the operator image the cluster can pull).
+$KUBECONFIG (skipped with the reason when there is none, without
+$PODSUP_E2E_IMAGE, the operator image the cluster can pull, or when no node
+is Ready: the operator, redis and the workers must run as pods).
 
 Installs the chart with the metrics API on, then checks what only a real
 control plane can show:
@@ -24,7 +25,7 @@ import pytest
 import yaml
 
 from podsup import names
-from tests.e2e.cluster import cluster_reason, pods_reason
+from tests.e2e.cluster import WP, cluster_reason, pods_reason
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -129,7 +130,7 @@ def test_hpa_scales_a_pool_from_zero_on_queue_depth_served_by_the_operator():
             return (get(namespace, "deployment", "jobs").get("spec") or {}).get("replicas", 0)
 
         wait_for(lambda: replicas() == 0, 300, interval=2, message="the idle pool scaled to 0")
-        assert condition(get(namespace, "wp", "jobs"), "ScaledToZero").get("status") == "True"
+        assert condition(get(namespace, WP, "jobs"), "ScaledToZero").get("status") == "True"
 
         redis_pod = kubectl("-n", namespace, "get", "pod", "-l", "app=redis", "-o", "jsonpath={.items[0].metadata.name}")
         t0 = time.monotonic()
@@ -151,7 +152,7 @@ def test_hpa_scales_a_pool_from_zero_on_queue_depth_served_by_the_operator():
         kubectl("-n", namespace, "exec", redis_pod, "--", "redis-cli", "del", "jobs")
         wait_for(lambda: replicas() == 0, 600, interval=2, message="back to 0 after the queue drained")
     finally:
-        subprocess.run(["kubectl", "-n", namespace, "delete", "wp", "--all", "--wait=true", "--timeout=120s"],
+        subprocess.run(["kubectl", "-n", namespace, "delete", WP, "--all", "--wait=true", "--timeout=120s"],
                        capture_output=True, timeout=180)
         helm("uninstall", "-", RELEASE, namespace)
         subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True, timeout=60)

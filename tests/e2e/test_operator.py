@@ -14,7 +14,7 @@ import yaml
 
 from podsup import names
 from tests.e2e import cluster
-from tests.e2e.cluster import apply_example, cluster_reason, get, kubectl, owned
+from tests.e2e.cluster import WP, apply_example, cluster_reason, get, kubectl, owned
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(cluster_reason()), reason=str(cluster_reason()))]
@@ -37,13 +37,13 @@ def operator(namespace, tmp_path_factory):
 
 def test_pool_lifecycle(namespace, operator):
     image = apply_example("php-socket-server.yaml", namespace)["spec"]["image"]
-    pool = wait_for(lambda: get("workerpool", "php-echo", namespace), 30, interval=1, message="the WorkerPool")
+    pool = wait_for(lambda: get(WP, "php-echo", namespace), 30, interval=1, message="the WorkerPool")
     uid = pool["metadata"]["uid"]
     for kind in ("deployment", "service", "hpa", "pdb"):
         wait_for(lambda: owned(get(kind, "php-echo", namespace), uid), 60,
             interval=1, message=f"{kind} owned by the pool")
-    status = wait_for(lambda: (get("workerpool", "php-echo", namespace) or {}).get("status", {}).get("conditions")
-                      and get("workerpool", "php-echo", namespace)["status"], 60,
+    status = wait_for(lambda: (get(WP, "php-echo", namespace) or {}).get("status", {}).get("conditions")
+                      and get(WP, "php-echo", namespace)["status"], 60,
                           interval=1, message="status conditions")
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Progressing", "Degraded", "ScalingActive"}
     assert status["selector"] == f"{names.POOL_LABEL}=php-echo"
@@ -57,7 +57,7 @@ def test_pool_lifecycle(namespace, operator):
         interval=1, message="the Deployment to be restored")
 
     # Deleting the pool garbage-collects the children.
-    kubectl("delete", "workerpool", "php-echo", "-n", namespace, "--wait=true")
+    kubectl("delete", WP, "php-echo", "-n", namespace, "--wait=true")
     wait_for(lambda: get("deployment", "php-echo", namespace) is None, 120,
         interval=1, message="garbage collection of the Deployment")
 
@@ -65,7 +65,7 @@ def test_pool_lifecycle(namespace, operator):
 def test_kubectl_scale_changes_the_deployment(namespace, operator):
     apply_example("python-queue-worker.yaml", namespace)
     wait_for(lambda: get("deployment", "py-jobs", namespace), 60, interval=1, message="the Deployment")
-    kubectl("scale", "workerpool", "py-jobs", "--replicas", "3", "-n", namespace)
+    kubectl("scale", WP, "py-jobs", "--replicas", "3", "-n", namespace)
     wait_for(lambda: get("deployment", "py-jobs", namespace)["spec"]["replicas"] == 3, 60,
         interval=1, message="3 replicas")
     # Server-side apply: the operator is the field manager of the Deployment's spec.

@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from tests.e2e import cluster
-from tests.e2e.cluster import apply, condition, cluster_reason, events_of, get, owned
-from tests.waiting import wait_for
+from tests.e2e.cluster import WP, apply, condition, cluster_reason, events_of, get, owned
+from tests.waiting import Timeout, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(cluster_reason()), reason=str(cluster_reason()))]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300),
+              pytest.mark.skipif(bool(cluster_reason()), reason=str(cluster_reason()))]
 
 
 def pool(name: str, ns: str, **spec) -> dict:
@@ -27,17 +30,24 @@ def pool(name: str, ns: str, **spec) -> dict:
             "spec": {"image": "registry.example.com/worker:1", "command": ["python", "-m", "worker"], **spec}}
 
 
-def reconciled(name: str, ns: str, timeout: float = 90) -> dict:
+def reconciled(name: str, ns: str, log: Path, timeout: float = 60) -> dict:
     """Wait until the pool's Deployment exists, controlled by the pool, and
-    the pool has status conditions; return the pool."""
-    uid = wait_for(lambda: (get("workerpool", name, ns) or {}).get("metadata", {}).get("uid"), 30,
-                   interval=1, message=f"WorkerPool {name}")
+    the pool has status conditions; return the pool. A timeout shows the end
+    of the operator's log."""
+    def tail(what: str) -> Callable[[], str]:
+        return lambda: f"{what}; the operator's log ends with:\n{log.read_text()[-3000:]}"
+
+    uid = wait_for(lambda: (get(WP, name, ns) or {}).get("metadata", {}).get("uid"), 30,
+                   interval=1, message=tail(f"WorkerPool {name}"))
     wait_for(lambda: owned(get("deployment", name, ns), uid), timeout, interval=1,
-             message=f"the Deployment of {name} owned by it")
-    return wait_for(lambda: (lambda p: p if condition(p, "Ready") else None)(get("workerpool", name, ns)),
-                    timeout, interval=1, message=f"status conditions of {name}")
+             message=tail(f"the Deployment of {name} owned by it"))
+    return wait_for(lambda: (lambda p: p if condition(p, "Ready") else None)(get(WP, name, ns)),
+                    timeout, interval=1, message=tail(f"status conditions of {name}"))
 
 
+# Remove when the metrics API may fail on its own (issue 14 part 1): until then
+# kopf retries the failed startup activity every 60 s and reconciles nothing.
+@pytest.mark.xfail(strict=True, raises=Timeout, reason="issue 14: a failing metrics API blocks reconciliation")
 def test_pools_reconcile_while_the_metrics_api_port_is_taken(tmp_path):
     log = tmp_path / "operator.log"
     with cluster.namespace("podsup-port") as ns, socket.socket() as taken:
@@ -46,7 +56,7 @@ def test_pools_reconcile_while_the_metrics_api_port_is_taken(tmp_path):
         port = taken.getsockname()[1]
         with cluster.operator(ns, log, "--metrics-api", "--metrics-api-port", str(port)) as proc:
             apply(pool("jobs", ns))
-            reconciled("jobs", ns)
+            reconciled("jobs", ns, log)
             assert proc.poll() is None, log.read_text()
         text = log.read_text()
     assert str(port) in text, f"the log does not name the port that could not be bound:\n{text}"
@@ -60,23 +70,27 @@ def namespace():
 
 
 @pytest.fixture(scope="module")
-def operator(namespace, tmp_path_factory):
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with cluster.operator(namespace, log, "--no-metrics-api") as proc:
+def operator_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("operator") / "operator.log"
+
+
+@pytest.fixture(scope="module")
+def operator(namespace, operator_log):
+    with cluster.operator(namespace, operator_log, "--no-metrics-api") as proc:
         yield proc
 
 
-def test_a_child_the_api_server_rejects_degrades_only_its_pool(namespace, operator):
+def test_a_child_the_api_server_rejects_degrades_only_its_pool(namespace, operator, operator_log):
     apply(pool("bad", namespace, resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}))
     apply(pool("good", namespace))
 
-    reconciled("good", namespace)
-    good = get("workerpool", "good", namespace)
+    reconciled("good", namespace, operator_log)
+    good = get(WP, "good", namespace)
     assert condition(good, "Degraded").get("status") == "False", good["status"]
 
     rejection = "must be less than or equal to cpu limit"
     degraded = wait_for(lambda: (lambda c: c if c.get("status") == "True" else None)(
-        condition(get("workerpool", "bad", namespace), "Degraded")), 90, interval=1, message="bad Degraded")
+        condition(get(WP, "bad", namespace), "Degraded")), 90, interval=1, message="bad Degraded")
     assert rejection in degraded.get("message", ""), degraded
     assert "Deployment" in degraded["message"], degraded
     event = wait_for(lambda: next((e for e in events_of("WorkerPool", "bad", namespace)
