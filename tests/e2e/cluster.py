@@ -118,15 +118,15 @@ def namespace(prefix: str = "podsup-e2e") -> Iterator[str]:
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def operator_args(ns: str, *extra: str) -> list[str]:
+def operator_args(ns: str, *extra: str, metrics_port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "podsup_operator.cli", "run", "--namespace", ns,
-            "--health-port", str(free_port()), "--metrics-port", str(free_port()), *extra]
+            "--health-port", str(free_port()), "--metrics-port", str(metrics_port or free_port()), *extra]
 
 
-def operator_env() -> dict[str, str]:
+def operator_env(**extra: str) -> dict[str, str]:
     """Run this checkout's operator, not whatever copy is installed."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT),
-                                                         os.environ.get("PYTHONPATH", "")])}
+                                                         os.environ.get("PYTHONPATH", "")]), **extra}
 
 
 def operator_help() -> str:
@@ -135,12 +135,13 @@ def operator_help() -> str:
 
 
 @contextlib.contextmanager
-def operator(ns: str, log: Path, *extra: str) -> Iterator[subprocess.Popen]:
+def operator(ns: str, log: Path, *extra: str, metrics_port: int | None = None,
+             env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """``podsup-operator run --namespace NS EXTRA...`` for the block; its
     output goes to ``log``."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(operator_args(ns, *extra), stdout=out, stderr=subprocess.STDOUT,
-                                env=operator_env())
+        proc = subprocess.Popen(operator_args(ns, *extra, metrics_port=metrics_port), stdout=out,
+                                stderr=subprocess.STDOUT, env=operator_env(**(env or {})))
         try:
             yield proc
         finally:

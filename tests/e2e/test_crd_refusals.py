@@ -31,9 +31,6 @@ def with_spec(**spec) -> dict:
     return pool
 
 
-#: Remove when the CRD checks env items and quantities (issue 14 part 2).
-PENDING_CRD = pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 14: the CRD does not check this yet")
-
 #: pytest.param(pool, what the API server's refusal must say (every string), id=...)
 REFUSED = [
     pytest.param(with_spec(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2,
@@ -44,11 +41,11 @@ REFUSED = [
     pytest.param(with_spec(ports=[{"name": "http", "containerPort": 70000}]),
                  ["spec.ports[0].containerPort", "less than or equal to 65535"], id="port-70000"),
     pytest.param(with_spec(env=[{"value": "x"}]),
-                 ["spec.env[0].name", "Required value"], id="env-without-name", marks=PENDING_CRD),
+                 ["spec.env[0].name", "Required value"], id="env-without-name"),
     pytest.param(with_spec(resources={"requests": {"cpu": "lots"}}),
-                 ["spec.resources.requests.cpu"], id="quantity-not-a-number", marks=PENDING_CRD),
+                 ["spec.resources.requests.cpu"], id="quantity-not-a-number"),
     pytest.param(with_spec(resources={"requests": {"memory": "-5"}}),
-                 ["spec.resources.requests", "greater than or equal to 0"], id="quantity-negative", marks=PENDING_CRD),
+                 ["spec.resources.requests", "greater than or equal to 0"], id="quantity-negative"),
 ]
 
 
