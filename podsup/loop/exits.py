@@ -52,8 +52,6 @@ class Exits:
             self.log.info("reaped orphan", pid=status.pid,
                           status=policy.describe_exit(status.code, status.signal))
             return
-        with self._procs_lock:
-            self._procs.pop(status.pid, None)
         now = self.system.monotonic()
         uptime = now - worker.started
         oom = status.signal == signal.SIGKILL and not worker.killed and self.oom.rose()

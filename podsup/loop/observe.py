@@ -1,23 +1,21 @@
 """Reading the pool from any thread: the snapshot, the health view, the pool state.
 
 ``snapshot()`` copies the worker table under the loop's lock, then measures
-RSS/CPU with psutil outside it (one process-table scan per call);
-``health()`` is the lock-free, psutil-free read /readyz makes per request.
+RSS/CPU outside it (podsup.host.procfs: each worker's family walked down
+from the worker, one /proc read per member); ``health()`` is the
+lock-free, measurement-free read /readyz makes per request.
 """
 from __future__ import annotations
 
-import collections
 import os
-import threading
 from typing import Any
-
-import psutil
 
 import podsup
 from podsup.core.config import Config
 from podsup.core.health import HealthView, liveness, readiness
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
+from podsup.host.procfs import UsageMeter
 from podsup.host.system import System
 from podsup.loop.table import Slot, Worker
 
@@ -38,13 +36,12 @@ class PoolView:
     _lock: Any
 
     def _init_view(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
-        self._procs_lock = threading.Lock()
+        self._meter = UsageMeter()
 
     def snapshot(self, measure: bool = True) -> PoolSnapshot:
         """A consistent, immutable view of the pool (thread-safe).
 
-        ``measure=False`` skips the psutil RSS/CPU readings (zeros instead):
+        ``measure=False`` skips the RSS/CPU readings (zeros instead):
         cheap enough for a health check every second.
         """
         with self._lock:
@@ -100,7 +97,7 @@ class PoolView:
     def health(self) -> HealthView:
         """Read in the loop thread at each tick, and by /readyz live from an
         HTTP thread (flag reads and one copy of the worker table, no lock): a
-        full ``snapshot()`` measures every worker with psutil, far too costly
+        full ``snapshot()`` measures every worker's processes, far too costly
         for that."""
         workers = list(self.workers.values())
         return HealthView(desired=int(self.desired),
@@ -120,41 +117,5 @@ class PoolView:
         return PoolState.RUNNING
 
     def _usage(self, pids: list[int]) -> dict[int, tuple[int, float]]:
-        """RSS and CPU% of each worker and its descendants (psutil).
-
-        One scan of the process table per call (not one per worker: psutil's
-        ``children()`` rescans it every time), then a cached Process per
-        member so ``cpu_percent`` compares with the previous snapshot.
-        """
-        kids: dict[int, list[int]] = collections.defaultdict(list)
-        for proc in psutil.process_iter(["ppid"]):
-            ppid = proc.info.get("ppid")
-            if ppid:
-                kids[ppid].append(proc.pid)
-        usage = {}
-        seen: set[int] = set()
-        with self._procs_lock:
-            for pid in pids:
-                family, stack = [], [pid]
-                while stack:
-                    member = stack.pop()
-                    family.append(member)
-                    stack.extend(kids.get(member, ()))
-                rss, cpu, found = 0, 0.0, False
-                for member in family:
-                    try:
-                        proc = self._procs.get(member)
-                        if proc is None:
-                            proc = self._procs[member] = psutil.Process(member)
-                        with proc.oneshot():
-                            rss += proc.memory_info().rss
-                            cpu += proc.cpu_percent(None)
-                        seen.add(member)
-                        found = True
-                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                        continue
-                if found:
-                    usage[pid] = (rss, cpu)
-            for member in [m for m in self._procs if m not in seen]:
-                del self._procs[member]
-        return usage
+        """RSS and CPU% of each worker and its descendants (podsup.host.procfs)."""
+        return self._meter.measure(pids)

@@ -364,7 +364,7 @@ def test_job_mode_reload_goes_on_when_a_new_worker_is_done_and_stops_its_predece
     assert pool.arb.workers[old1].retiring
 
 
-def test_snapshot_measures_rss_with_psutil_unless_told_not_to(pools):
+def test_snapshot_measures_rss_unless_told_not_to(pools):
     pool = pools(workers=1, first_pid=os.getpid())  # the "worker" is this test process
     assert pool.arb.snapshot().workers[0].rss_bytes > 0
     assert pool.arb.snapshot(measure=False).workers[0].rss_bytes == 0

@@ -1,0 +1,90 @@
+"""podsup.host.procfs: a worker's family, its RSS and CPU, read from /proc (real processes)."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from podsup.host import procfs
+from tests.waiting import wait_for
+
+#: a child that starts a grandchild, then spins a little CPU and sleeps
+FAMILY = r"""
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(grandchild.pid, flush=True)
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def family():
+    proc = subprocess.Popen([sys.executable, "-c", FAMILY], stdout=subprocess.PIPE, text=True)
+    grandchild = int(proc.stdout.readline())
+    try:
+        yield proc.pid, grandchild
+    finally:
+        for pid in (grandchild, proc.pid):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)
+
+
+def test_read_stat_matches_psutil_for_this_process():
+    start, cpu, rss = procfs.read_stat(os.getpid())
+    me = psutil.Process()
+    times = me.cpu_times()
+    assert abs(cpu - (times.user + times.system)) < 0.5
+    assert rss > 0 and abs(rss - me.memory_info().rss) < 8 * 2**20  # allocations between the two reads
+
+
+def test_read_stat_of_a_process_with_parentheses_and_spaces_in_its_name(tmp_path):
+    program = tmp_path / "a) b (c"
+    os.symlink(sys.executable, program)
+    proc = subprocess.Popen([str(program), "-c", "import time; time.sleep(60)"])
+    try:
+        wait_for(lambda: procfs.read_stat(proc.pid)[2] > 0, message="the odd-named process's stat")
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("children_lists", [True, False], ids=["children-lists", "proc-scan"])
+def test_a_family_is_the_worker_and_its_descendants_summed(family, children_lists):
+    if children_lists and not procfs.has_children_lists():
+        pytest.skip("this kernel has no /proc/PID/task/TID/children")
+    worker, grandchild = family
+    meter = procfs.UsageMeter(children_lists=children_lists)
+    rss, cpu = meter.measure([worker])[worker]
+    alone = procfs.read_stat(worker)[2]
+    assert rss >= alone + procfs.read_stat(grandchild)[2] - 2**20  # both counted (pages may move a bit)
+    assert cpu == 0.0  # the first sight of a process: no interval yet (as psutil's cpu_percent)
+
+
+def test_cpu_percent_is_measured_between_two_readings(family):
+    worker, _ = family
+    ticks = itertools.count(100.0, 0.1)
+    meter = procfs.UsageMeter(clock=lambda: next(ticks))
+    meter.measure([worker])
+    before = procfs.read_stat(worker)[1]
+    # the worker spins 0.3 s of CPU at start: wait until some was used since the first reading
+    wait_for(lambda: procfs.read_stat(worker)[1] > before, message="CPU used by the worker")
+    assert meter.measure([worker])[worker][1] > 0
+
+
+def test_a_gone_family_is_left_out_and_a_reused_pid_starts_again():
+    meter = procfs.UsageMeter()
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(10)
+    assert meter.measure([proc.pid]) == {}
+    meter._last[os.getpid()] = (-1, 0.0, 0.0)  # "seen before" under another start time
+    assert meter.measure([os.getpid()])[os.getpid()][1] == 0.0
