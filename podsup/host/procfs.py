@@ -27,17 +27,25 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def read_stat(pid: int) -> tuple[int, float, int]:
-    """(start time in ticks, CPU seconds user+system, RSS bytes) of ``pid``;
-    OSError (FileNotFoundError, ProcessLookupError) when it is gone."""
+def read_stat(pid: int) -> tuple[int, float, int, int]:
+    """(start time in ticks, CPU seconds user+system, RSS bytes, threads) of
+    ``pid``; OSError (FileNotFoundError, ProcessLookupError) when it is gone."""
     with open(f"/proc/{pid}/stat", "rb") as fh:
         data = fh.read()
     fields = data[data.rindex(b")") + 2:].split()  # after "pid (comm) ": the comm may hold anything
-    # fields[0] is field 3 (state): utime 14, stime 15, starttime 22, rss 24
-    return int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_SIZE
+    # fields[0] is field 3 (state): utime 14, stime 15, num_threads 20, starttime 22, rss 24
+    return (int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_SIZE,
+            int(fields[17]))
 
 
-def _children_lists(pid: int) -> list[int]:
+def _children_lists(pid: int, threads: int = 0) -> list[int]:
+    """Children of every thread of ``pid`` (of its one thread when ``threads`` is 1: no listing)."""
+    if threads == 1:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
+                return [int(k) for k in fh.read().split()]
+        except FileNotFoundError:  # it just started a thread, or ended: list them
+            pass
     kids: list[int] = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -80,20 +88,6 @@ class UsageMeter:
         #: pid -> (start time, CPU seconds, clock) of its last reading
         self._last: dict[int, tuple[int, float, float]] = {}
 
-    def _family(self, pid: int, parents: dict[int, list[int]] | None) -> list[int]:
-        family, stack = [], [pid]
-        while stack:
-            member = stack.pop()
-            family.append(member)
-            if parents is not None:
-                stack.extend(parents.get(member, ()))
-                continue
-            try:
-                stack.extend(_children_lists(member))
-            except OSError:  # gone: no children to list
-                continue
-        return family
-
     def measure(self, pids: list[int]) -> dict[int, tuple[int, float]]:
         """pid -> (RSS bytes, CPU %) of each of ``pids`` with its descendants
         (summed); a pid whose whole family is gone is left out."""
@@ -103,11 +97,18 @@ class UsageMeter:
             seen: dict[int, tuple[int, float, float]] = {}
             for pid in pids:
                 rss, cpu, found = 0, 0.0, False
-                for member in self._family(pid, parents):
+                stack = [pid]
+                while stack:  # the family: the worker, then its descendants
+                    member = stack.pop()
                     try:
-                        start, seconds, resident = read_stat(member)
-                    except (OSError, ValueError, IndexError):
+                        start, seconds, resident, threads = read_stat(member)
+                    except (OSError, ValueError, IndexError):  # gone
                         continue
+                    try:
+                        stack.extend(parents.get(member, ()) if parents is not None
+                                     else _children_lists(member, threads))
+                    except OSError:  # gone since: its own reading still counts
+                        pass
                     now = self.clock()
                     last = self._last.get(member)
                     if last is not None and last[0] == start and now > last[2]:

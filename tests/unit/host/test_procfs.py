@@ -40,7 +40,8 @@ def family():
 
 
 def test_read_stat_matches_psutil_for_this_process():
-    start, cpu, rss = procfs.read_stat(os.getpid())
+    start, cpu, rss, threads = procfs.read_stat(os.getpid())
+    assert threads == psutil.Process().num_threads()
     me = psutil.Process()
     times = me.cpu_times()
     assert abs(cpu - (times.user + times.system)) < 0.5
