@@ -159,6 +159,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         self.loop_thread = threading.current_thread()
         self.reports = ReportSockets()
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake_pipe)
+        self._watch_reports()
         if self.install_signals:
             self._install_signals()
             self._become_subreaper()
@@ -193,6 +194,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
                 command, future = self._commands.popleft()
                 self._execute(command, future)
             self._advance(self.system.monotonic())
+            self._resume_reports()
             if now - self._last_tick >= TICK * 0.9:
                 self._last_tick = now
                 for ext in self.extensions:
@@ -213,7 +215,9 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         if self.crash_loop and self.crash.clears_at() is not None:
             due.append(self.crash.clears_at())
         due += self._elastic_due()
-        return max(0.0, min(min(due) - now, TICK))
+        wait = max(0.0, min(min(due) - now, TICK))
+        paused = self._resume_reports()  # the report sockets' batch pause (real time)
+        return wait if paused is None else min(wait, paused)
 
     def close(self) -> None:
         """Flush worker output, tell extensions, remove the report socket."""
@@ -237,6 +241,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
                 self._close_report(worker)
             if self.reports is not None:
                 self.reports.close()
+            self._report_selector.close()
             if self.install_signals:
                 signal.set_wakeup_fd(-1)
             self.log.info("podsup exiting", code=self.exit_code)

@@ -6,7 +6,6 @@ and stderr are pumped line by line into podsup's log from the loop's selector.
 """
 from __future__ import annotations
 
-import functools
 import os
 import selectors
 from typing import Any, Callable
@@ -79,8 +78,7 @@ class Spawning:
         slot.current = worker
         if report is not None:
             worker.report = report
-            self._selector.register(report.fileno(), selectors.EVENT_READ,
-                                    functools.partial(self._read_reports, worker))
+            self._add_report_socket(worker)
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             self._add_pump(fd, slot.id, pid, stream)
         self.log.info("worker started", slot=slot.id, pid=pid)
