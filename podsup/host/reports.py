@@ -80,6 +80,21 @@ def make_report_dir() -> str:
     return directory
 
 
+#: Where Linux keeps how many datagrams one Unix socket queues (per network namespace).
+DGRAM_QLEN_PATH = "/proc/sys/net/unix/max_dgram_qlen"
+
+
+def datagram_queue_limit(path: str = DGRAM_QLEN_PATH) -> int:
+    """Datagrams a report socket holds before a worker's ``sendto`` fails
+    with EAGAIN (or blocks): net.unix.max_dgram_qlen + 1, 11 by default —
+    however large the receive buffer."""
+    try:
+        with open(path) as fh:
+            return max(1, int(fh.read().strip()) + 1)
+    except (OSError, ValueError):
+        return 11
+
+
 class ReportSocket:
     """One bound datagram socket, ``name`` in ``directory`` (its file is
     removed when it is closed)."""
@@ -89,7 +104,8 @@ class ReportSocket:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            # a worker's bursts wait here while the loop is busy (per worker: ~300 datagrams)
+            # a worker's bursts wait here while the loop is busy: at most
+            # datagram_queue_limit() of them (11 by default), whatever the buffer
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             self.sock.bind(self.path)
             os.chmod(self.path, 0o777)

@@ -8,14 +8,17 @@ then offered to every plug-in's ``on_report``. Loop thread only.
 
 Reports are read in batches. The report sockets sit in a selector of their
 own, itself one descriptor of the loop's: when it is readable the loop reads
-every ready socket until EAGAIN, then stops watching them for
-:data:`REPORT_BATCH` seconds. A pool sending thousands of datagrams a second
-then costs the loop one wake-up per batch instead of one per datagram
+every ready socket until EAGAIN, then stops watching them for a pause of at
+most :data:`REPORT_BATCH` seconds. A pool sending thousands of datagrams a
+second then costs the loop one wake-up per batch instead of one per datagram
 (issue 13's profile: the per-wake-up work, not the parsing, was most of the
-intake's CPU). Only reports wait, at most that long (and what the kernel
-queues meanwhile, ~300 datagrams per worker socket, is read in the next
-batch); signals, commands, worker output and exits wake the loop as before,
-and a worker's last reports are still read before its exit is handled.
+intake's CPU). The kernel queues only ~11 datagrams per socket
+(net.unix.max_dgram_qlen + 1) before a sender's ``sendto`` fails, so the
+pause is sized by :func:`batch_pause` from the fastest socket's last batch:
+it may fill a quarter of its queue meanwhile, and a worker sending fast is
+read at once, as before. Only reports wait; signals, commands, worker output
+and exits wake the loop as before, and a worker's last reports are still read
+before its exit is handled.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from podsup.core.plugin import Extension
 from podsup.core.protocol import MalformedReport, parse_report
 from podsup.core.states import WorkerState
 from podsup.host.output import Log
+from podsup.host.reports import datagram_queue_limit
 from podsup.host.system import System
 from podsup.loop.table import Worker
 
@@ -35,8 +39,21 @@ from podsup.loop.table import Worker
 MAX_REPORTED_QUEUES = 64
 #: A worker-reported queue depth expires this long after its last report.
 QUEUE_REPORT_TTL = 60.0
-#: Seconds the report sockets are left unwatched after a batch was read.
+#: The longest pause (seconds) of the report sockets after a batch was read.
 REPORT_BATCH = 0.01
+
+
+def batch_pause(most: int, since: float, limit: int, longest: float = REPORT_BATCH) -> float:
+    """Seconds the report sockets may go unread after a batch in which the
+    fastest socket gave ``most`` datagrams, ``since`` seconds after the batch
+    before: at that rate it fills at most a quarter of its kernel queue
+    (``limit`` datagrams) meanwhile. 0 (read at once) when it already came
+    near half of it."""
+    if most * 2 >= limit:
+        return 0.0
+    if most <= 0 or since <= 0:
+        return longest
+    return min(longest, limit / 4 * since / most)
 
 
 class ReportIntake:
@@ -59,6 +76,8 @@ class ReportIntake:
         #: time.monotonic() when the report sockets are watched again (pacing
         #: real I/O, like the selector's timeout: not the System's clock)
         self._reports_resume_at = 0.0
+        self._last_batch_at = time.monotonic()
+        self._queue_limit = datagram_queue_limit()
 
     def _watch_reports(self) -> None:
         """(Again) wake the loop when a report socket is readable."""
@@ -84,12 +103,16 @@ class ReportIntake:
     def _read_ready_reports(self) -> None:
         """One batch: every ready report socket read until EAGAIN, then a pause."""
         hooks = self._report_hooks()
+        most = 0
         for key, _mask in self._report_selector.select(0):
-            self._read_reports(key.data, hooks)
-        if self._reports_watched:
+            most = max(most, self._read_reports(key.data, hooks))
+        now = time.monotonic()
+        pause = batch_pause(most, now - self._last_batch_at, self._queue_limit)
+        self._last_batch_at = now
+        if pause > 0 and self._reports_watched:
             self._selector.unregister(self._report_selector.fileno())
             self._reports_watched = False
-        self._reports_resume_at = time.monotonic() + REPORT_BATCH
+            self._reports_resume_at = now + pause
 
     def _report_hooks(self) -> list[Any]:
         """The extensions with an ``on_report`` of their own (the base one does nothing)."""
@@ -107,13 +130,16 @@ class ReportIntake:
         worker.report.close()
         worker.report = None
 
-    def _read_reports(self, worker: Worker, hooks: list[Any] | None = None) -> None:
+    def _read_reports(self, worker: Worker, hooks: list[Any] | None = None) -> int:
+        """Apply every datagram queued on ``worker``'s socket; returns how many."""
         if worker.report is None:
-            return
+            return 0
         if hooks is None:
             hooks = self._report_hooks()
-        for pid, data in worker.report.receive():
+        received = worker.report.receive()
+        for pid, data in received:
             self.handle_report(pid, data, worker, hooks)
+        return len(received)
 
     def handle_report(self, pid: int | None, data: bytes, via: Worker | None = None,
                       hooks: list[Any] | None = None) -> None:
