@@ -10,7 +10,7 @@ from podsup.core.commands import Scale
 from podsup.host import reports
 from podsup.loop import intake
 from podsup.loop.intake import REPORT_BATCH, batch_pause
-from tests.unit.test_arbiter import Pool
+from tests.unit.loop.pool import Pool
 from tests.waiting import wait_for
 
 
