@@ -34,7 +34,7 @@ def test_rendered_objects_are_valid_kubernetes(values):
     for obj in objects:
         template = obj.pop("__template__")
         if obj["apiVersion"] in THIRD_PARTY:
-            assert obj["kind"] in {"ServiceMonitor", "PodMonitor"}, template
+            assert obj["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}, template
             continue
         for version in KUBE_VERSIONS:
             try:
