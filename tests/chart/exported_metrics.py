@@ -3,7 +3,17 @@ metric definitions (the registries /metrics serves), never listed by hand:
 what the dashboard's and the alerts' PromQL may name."""
 from __future__ import annotations
 
+import os
+import pathlib
 import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.waiting import wait_for
 
 #: sample names of a family, by type (the exposition format's suffixes)
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -14,15 +24,28 @@ def sample_names(families) -> set[str]:
     return {family.name + suffix for family in families for suffix in SUFFIXES[family.type]}
 
 
-def podsup_names() -> set[str]:
-    """Every family podsup's /metrics serves, from a snapshot with a queue
-    (queue families have samples only then) and the report-fed metrics."""
-    from podsup.plugins import metrics
-    from tests.unit.test_metrics import snap
+def podsup_names(tmp: pathlib.Path) -> set[str]:
+    """Every family a real `podsup run`'s /metrics serves (prometheus-client
+    writes a family's # TYPE line even while it has no sample, e.g. queue
+    depth without a queue)."""
+    log = open(tmp / "podsup.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "podsup", "run", "--workers", "1", "--http", "127.0.0.1:0",
+                             "--control", "off", "--", sys.executable, "-c", "import time; time.sleep(120)"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
+    try:
+        def address():
+            log.seek(0)
+            found = re.search(r"serving /metrics.* address=(\S+)", log.read())
+            return found and found.group(1)
 
-    registry, _ = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)},
-                                         probe_errors=lambda: {"jobs": 1})
-    return sample_names(registry.collect())
+        addr = wait_for(address, 60, interval=0.05, message="podsup's /metrics address in its log")
+        text = wait_for(lambda: urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode(),
+                        30, interval=0.05, message="podsup's /metrics")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        log.close()
+    return sample_names(text_string_to_metric_families(text))
 
 
 def operator_names() -> set[str]:
@@ -34,8 +57,8 @@ def operator_names() -> set[str]:
     return {n for n in sample_names(REGISTRY.collect()) if n.startswith("podsup_operator_")}
 
 
-def exported() -> set[str]:
-    return podsup_names() | operator_names()
+def exported(tmp: pathlib.Path) -> set[str]:
+    return podsup_names(tmp) | operator_names()
 
 
 # --- metric names in a PromQL expression -----------------------------------

@@ -28,8 +28,10 @@ PANELS = ["replicas vs desired", "busy / idle", "per second", "queue depth", "re
 
 
 @pytest.fixture(scope="module")
-def names() -> set[str]:
-    return exported()
+def names(tmp_path_factory) -> set[str]:
+    found = exported(tmp_path_factory.mktemp("podsup"))
+    assert {"podsup_workers", "podsup_busy_ratio", "podsup_operator_reconciles_total"} <= found
+    return found
 
 
 def dashboard_exprs(dashboard: dict) -> list[tuple[str, str]]:
