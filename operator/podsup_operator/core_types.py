@@ -64,6 +64,14 @@ def resource_map(desc: str, field: str) -> Schema:
     }
 
 
+#: requests ≤ limits of the same resource, with Kubernetes' CEL quantity library (1.29+).
+REQUESTS_WITHIN_LIMITS = (
+    "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+    "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
+    "!quantity(string(self.requests[k])).isGreaterThan(quantity(string(self.limits[k]))))",
+    "resources.requests must be less than or equal to resources.limits of the same resource")
+
+
 def label_map(desc: str) -> Schema:
     """labels, nodeSelector: values are label values (IsValidLabelValue). Keys
     are checked by the API server when the Deployment is applied: a CEL rule

@@ -200,13 +200,14 @@ SPEC = obj(
         "env": array("Environment of the workers.", core.ENV_VAR, maxItems=256),
         "envFrom": array("Environment sources of the workers.", core.ENV_FROM, maxItems=64),
         "volumeMounts": array("Volume mounts of the worker container.", core.VOLUME_MOUNT, maxItems=64),
-        "resources": obj("Resources of the worker container (per pod, for all its processes). Requests above "
-                         "limits and unknown resource names are refused by the API server when the Deployment "
-                         "is applied (status condition Degraded).",
+        "resources": obj("Resources of the worker container (per pod, for all its processes); a request is at "
+                         "most the limit of its resource. Unknown resource names are refused by the API server "
+                         "when the Deployment is applied (status condition Degraded).",
                          {"limits": core.resource_map("Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
                                                       "limits"),
                           "requests": core.resource_map("Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
-                                                        "requests")}),
+                                                        "requests")},
+                         rules=[core.REQUESTS_WITHIN_LIMITS]),
         "processes": integer("Worker processes per pod (podsup run --workers).", 1, 1024,
                              default=DEFAULT_PROCESSES),
         "replicas": integer("Pods when autoscaling is off (also the scale subresource's spec path).", 0,

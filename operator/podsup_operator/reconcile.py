@@ -14,9 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Callable
 
 from podsup import names
@@ -26,6 +24,7 @@ from .apply import HANDOVER_FIELD_MANAGER, ClusterApi
 from .builders import desired_children
 from .builders.common import pool_name, pool_namespace
 from .conditions import now_rfc3339
+from .quantity import parse_quantity
 from .status import compute_status, status_patch
 
 #: emit(type, reason, message): post a Kubernetes Event on the pool.
@@ -56,21 +55,6 @@ class Outcome:
 #: Keys whose values (or whose map's values) are resource.Quantity: the API
 #: server returns them in canonical form ("0.5" → "500m", 1 → "1").
 QUANTITY_KEYS = {"limits", "requests", "averageValue"}
-_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:[eE]([+-]?[0-9]+))?"
-                       r"(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SUFFIX = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-           "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """The numeric value of a Kubernetes quantity, or None if it is not one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        return None
-    number, exponent, suffix = match.groups()
-    return Decimal(number) * (Decimal(10) ** int(exponent or 0)) * _SUFFIX[suffix]
 
 
 def _scalar_equal(desired: Any, live: Any, quantity: bool) -> bool:

@@ -18,11 +18,13 @@ import copy
 import functools
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from podsup import names
 
 from .crd import Schema, workerpool_schema
+from .quantity import parse_quantity
 
 
 class InvalidWorkerPool(ValueError):
@@ -219,13 +221,38 @@ def cel_rules(schema: Schema, path: str = "") -> list[tuple[str, str, str]]:
     return found
 
 
+class _Quantity(Decimal):
+    """A value of Kubernetes' CEL quantity library (1.29+)."""
+
+
+def _quantity(text: Any) -> _Quantity:
+    value = parse_quantity(str(text))
+    if value is None:
+        raise ValueError(f"invalid quantity: {text}")
+    return _Quantity(value)
+
+
+def _k8s_functions() -> dict[str, Any]:
+    """The part of Kubernetes' CEL quantity library our rules use, which
+    cel-python does not have: quantity(), isQuantity() and the comparisons."""
+    from celpy import celtypes
+
+    return {
+        "quantity": _quantity,
+        "isQuantity": lambda text: celtypes.BoolType(parse_quantity(str(text)) is not None),
+        "isGreaterThan": lambda a, b: celtypes.BoolType(a > b),
+        "isLessThan": lambda a, b: celtypes.BoolType(a < b),
+        "compareTo": lambda a, b: celtypes.IntType((a > b) - (a < b)),
+    }
+
+
 @functools.lru_cache(maxsize=None)
 def _program(rule: str) -> Any:
     """Compiled once per rule (compiling dominates validation time)."""
     import celpy  # imported here: only validation needs it
 
     env = celpy.Environment()
-    return env.program(env.compile(rule))
+    return env.program(env.compile(rule), functions=_k8s_functions())
 
 
 def _cel_error(path: str, value: Any, message: str) -> str:

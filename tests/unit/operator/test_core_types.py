@@ -69,6 +69,12 @@ BAD = [
      'equal to 0'),
     ("negative cpu limit as a number", {"resources": {"limits": {"cpu": -1}}},
      'spec.resources.limits: Invalid value: resources.limits quantities must be greater than or equal'),
+    ("cpu request above its limit", {"resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": 1}}},
+     "spec.resources: Invalid value: resources.requests must be less than or equal to resources.limits of the same "
+     "resource"),
+    ("memory request above its limit in other units", {"resources": {"requests": {"memory": "1.1Gi"},
+                                                                     "limits": {"memory": "1024Mi"}}},
+     "spec.resources: Invalid value: resources.requests must be less than or equal to resources.limits"),
     ("quantity of a wrong type", {"resources": {"requests": {"cpu": 0.5}}},
      "spec.resources.requests.cpu: Invalid value: \"number\": spec.resources.requests.cpu in body must be of type "
      "integer,string"),
