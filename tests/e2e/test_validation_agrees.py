@@ -22,6 +22,7 @@ from tests.unit.operator.conftest import make_pool
 from tests.unit.operator.test_core_types import BAD, EDGES
 from tests.unit.operator.test_crd import EXAMPLES, INVALID, VALID
 from tests.unit.operator.test_render import FULL
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A group of this run's own: the cluster may be shared, and another run's
@@ -47,7 +48,10 @@ def crd_copy():
     crd["spec"]["names"].pop("shortNames", None)
     crd["spec"]["names"].pop("categories", None)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(crd))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s")
+    # not `kubectl wait`: it errors instead of waiting while a new CRD has no status.conditions yet
+    wait_for(lambda: any(c.get("type") == "Established" and c.get("status") == "True" for c in (json.loads(
+        kubectl("get", "crd", crd["metadata"]["name"], "-o", "json").stdout).get("status") or {}).get(
+        "conditions") or []), timeout=60, interval=0.5, message="the CRD copy to be established")
     yield
     kubectl("delete", "crd", crd["metadata"]["name"], "--wait=false", check=False)
 
