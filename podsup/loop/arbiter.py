@@ -18,7 +18,8 @@ iteration (:meth:`Arbiter.step`), stopping, and the timers. Each other
 concern is a mixin in its own module of podsup.loop, over the same state:
 spawning (fork a slot's worker), exits (reap, crash, backoff), intake
 (worker reports), signals (what a signal means), execute (the commands),
-observe (snapshot and health for other threads).
+elastic (start gate and dynamic sizing), observe (snapshot and health for
+other threads).
 """
 from __future__ import annotations
 
