@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from podsup import names
 from podsup.core.rate import RollingRate  # the one rolling rate (also each worker's QPS)
-from podsup.core.plugin import Extension
+from podsup.core.plugin import Extension, LoopHandle
 from podsup.core.sizing import saturation
 from podsup.core.snapshot import PoolSnapshot
 from podsup.core.states import WorkerState
@@ -254,7 +254,7 @@ class MetricsExtension(Extension):
             raise RuntimeError("metrics: not attached to the master loop yet")
         return self.arbiter.snapshot()
 
-    def attach(self, arbiter: Any) -> None:
+    def attach(self, arbiter: LoopHandle) -> None:
         self.arbiter = arbiter
 
     def on_report(self, slot: int, pid: int, report: Any) -> None:

@@ -25,7 +25,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from podsup.core.eventlog import EventLog, StdLog
-from podsup.core.plugin import Extension
+from podsup.core.plugin import Extension, LoopHandle
 from podsup.core.protocol import MAX_QUEUE_NAME, is_queue_name
 
 #: scheme → (query parameter naming the queue, Python module, extra)
@@ -317,7 +317,7 @@ class QueueProbeExtension(Extension):
         self.board = QueueBoard()
         self.poller = QueuePoller([parse_queue_url(u) for u in urls], interval, self.board)
 
-    def attach(self, arbiter: Any) -> None:
+    def attach(self, arbiter: LoopHandle) -> None:
         log = getattr(arbiter, "log", None)
         if log is not None:
             for outage in self.poller.outages:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from podsup.core.commands import Recycle
 from podsup.core.eventlog import EventLog, StdLog
-from podsup.core.plugin import Extension
+from podsup.core.plugin import Extension, LoopHandle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +175,7 @@ class WatchdogExtension(Extension):
         self.arbiter: Any = None
         self.log: EventLog = StdLog("podsup.watchdog")
 
-    def attach(self, arbiter: Any) -> None:
+    def attach(self, arbiter: LoopHandle) -> None:
         self.arbiter = arbiter
         self.log = getattr(arbiter, "log", self.log)
 

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from podsup.core.eventlog import EventLog, StdLog
-from podsup.core.plugin import Extension
+from podsup.core.plugin import Extension, LoopHandle
 from podsup.host import framing
 from podsup.plugins.control.handlers import Handlers
 
@@ -282,7 +282,7 @@ class ControlExtension(Extension):
             self.server = None
             raise
 
-    def attach(self, arbiter) -> None:
+    def attach(self, arbiter: LoopHandle) -> None:
         assert self.server is not None
         self.server.handlers = Handlers(arbiter, on_drain=self.on_drain, drain_budget=self.drain_budget,
                                         probed_queues=self.probed_queues)
