@@ -18,7 +18,7 @@ can never bring the loop down.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from podsup.core.eventlog import EventLog
 
@@ -28,8 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from podsup.core.snapshot import PoolSnapshot
 
 
+@runtime_checkable
 class LoopHandle(Protocol):
-    """What the loop (podsup.loop.arbiter.Arbiter) offers a plug-in."""
+    """What the loop (podsup.loop.arbiter.Arbiter) offers a plug-in
+    (tests/unit/loop/test_arbiter.py checks the Arbiter provides all of it)."""
 
     #: podsup's event log (``log.info("msg", key=value)``) in the configured --log-format
     log: EventLog

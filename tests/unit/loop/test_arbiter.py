@@ -385,3 +385,14 @@ def test_a_workers_last_reports_are_read_before_its_exit_is_handled(pools):
     assert reports == [("report", 0, "done")]
     exits = [i for i, c in enumerate(recorder.calls) if c[0] == "exit"]
     assert exits and recorder.calls.index(reports[0]) < exits[0]  # read while the worker was still ours
+
+
+def test_the_arbiter_is_the_loop_handle_plugins_are_given(pools):
+    """Plug-ins know the loop only as podsup.core.plugin.LoopHandle: every
+    member of it must exist on the real loop."""
+    from podsup.core.plugin import LoopHandle
+    pool = pools()
+    assert isinstance(pool.arb, LoopHandle)
+    for name in ("submit", "snapshot", "health", "add_reader", "remove_reader", "log", "config"):
+        assert hasattr(pool.arb, name), name
+
