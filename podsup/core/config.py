@@ -48,7 +48,8 @@ class Config:
     drain_delay: float = 0.0
     normal_exit_codes: frozenset[int] = frozenset()
     backoff_max: float = 10.0
-    crashloop_threshold: int = 10
+    crashloop_threshold: int | None = None  #: None: scaled to the pool (policy.crashloop_threshold)
+    crashloop_restart_after: float = 300.0
     crashloop_interval: float = 60.0
     max_requests: int = 0
     max_requests_jitter: int = 0

@@ -20,7 +20,7 @@ def liveness(tick_age: float | None, crash_loop: bool, stale_after: float = STAL
     if tick_age > stale_after:
         return False, f"the master loop is stuck: no tick for {tick_age:.1f}s"
     if crash_loop:
-        return False, "crash loop: workers exit faster than --crashloop-threshold allows"
+        return False, "crash loop past --crashloop-restart-after: workers exit faster than --crashloop-threshold allows"
     return True, "ok"
 
 
@@ -33,11 +33,14 @@ class HealthView:
     draining: bool       #: draining or stopping
     crash_loop: bool
     exiting: bool = False
+    #: the storm has lasted --crashloop-restart-after: liveness fails (readiness fails at once)
+    crash_loop_fatal: bool = False
 
     @classmethod
     def from_snapshot(cls, snap: PoolSnapshot) -> "HealthView":
         up = sum(1 for w in snap.workers if w.state in (WorkerState.IDLE, WorkerState.BUSY))
-        return cls(desired=snap.desired, up=up, draining=snap.draining, crash_loop=snap.crash_loop)
+        return cls(desired=snap.desired, up=up, draining=snap.draining, crash_loop=snap.crash_loop,
+                   crash_loop_fatal=snap.crash_loop_fatal)
 
 
 def readiness(view: HealthView | None, needed: int, draining: bool) -> tuple[bool, str]:

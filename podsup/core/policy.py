@@ -95,6 +95,29 @@ class CrashWindow(TimeWindow):
         return crash_storm(self.count(now), self.threshold)
 
 
+#: The automatic --crashloop-threshold: this many exits per worker within the
+#: interval, and never less than CRASHLOOP_MIN_THRESHOLD. A fixed 10 made a
+#: 64-worker pool "storm" on a few slow crashes, and a 4-worker one too.
+CRASHLOOP_PER_WORKER = 2
+CRASHLOOP_MIN_THRESHOLD = 10
+
+
+def crashloop_threshold(configured: int | None, workers: int) -> int:
+    """--crashloop-threshold if given, else scaled to the pool: max(10, 2 per
+    worker), ``workers`` being --max-workers in dynamic mode, else the desired count."""
+    if configured is not None:
+        return configured
+    return max(CRASHLOOP_MIN_THRESHOLD, CRASHLOOP_PER_WORKER * workers)
+
+
+def storm_fails_liveness(storm_for: float | None, restart_after: float) -> bool:
+    """A crash storm fails readiness at once (no traffic to a pool that cannot
+    serve) but liveness only once it has lasted ``restart_after`` seconds
+    (--crashloop-restart-after; 0: never): a pod restart cures nothing when a
+    downstream service is down, so it is the last resort, not the first."""
+    return storm_for is not None and restart_after > 0 and storm_for >= restart_after
+
+
 def crash_storm(exits_in_window: int, threshold: int) -> bool:
     """More than ``threshold`` exits in the window is a crash storm."""
     return threshold > 0 and exits_in_window > threshold

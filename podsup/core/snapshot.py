@@ -54,6 +54,8 @@ class PoolSnapshot:
     queues: dict[str, float] = dataclasses.field(default_factory=dict)
     malformed_reports: int = 0   #: report datagrams that were not protocol lines
     lingering: int = 0           #: process groups of exited workers whose other members still run
+    crash_loop_seconds: float = 0.0  #: how long the current crash storm has lasted (0: none)
+    crash_loop_fatal: bool = False   #: it has lasted --crashloop-restart-after: /healthz fails
     dynamic: bool = False        #: --max-workers given: the pool sizes itself
     min_workers: int = 0         #: dynamic mode's bounds; in a fixed-size pool both are ``desired``
     max_workers: int = 0

@@ -106,6 +106,10 @@ def render_table(status: dict[str, Any]) -> str:
         f"    healthy: {'yes' if status.get('healthy') else 'no'}",
         f"exits: {format_exits(status.get('exits') or {})}",
     ]
+    if status.get("crash_loop"):
+        header.append(f"crash loop: {format_duration(status.get('crash_loop_seconds'))} (not ready; "
+                      + ("liveness fails: past --crashloop-restart-after)" if status.get("crash_loop_fatal")
+                         else "still live until --crashloop-restart-after)"))
     restarts = status.get("restarts") or {}
     if restarts:
         header.append(f"restarts: {format_exits(restarts)}")

@@ -99,8 +99,9 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         self.lingering: dict[int, float] = {}
         self.exit_code: int | None = None
         self.closed = False
-        self.crash = policy.CrashWindow(config.crashloop_threshold, config.crashloop_interval)
+        self.crash = policy.CrashWindow(self._crash_threshold(), config.crashloop_interval)
         self.crash_loop = False
+        self.crash_loop_since: float | None = None  #: monotonic start of the current storm
         self.reload_queue: collections.deque[int] = collections.deque()
         self.reload_slot: int | None = None
         self.exits: collections.Counter[str] = collections.Counter()
@@ -215,6 +216,8 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
             due.append(min(min(self.lingering.values()), now + 0.2))
         if self.crash_loop and self.crash.clears_at() is not None:
             due.append(self.crash.clears_at())
+        if self.crash_loop and self.crash_loop_since is not None and self.config.crashloop_restart_after > 0:
+            due.append(self.crash_loop_since + self.config.crashloop_restart_after)
         due += self._elastic_due()
         wait = max(0.0, min(min(due) - now, TICK))
         paused = self._resume_reports()  # the report sockets' batch pause (real time)

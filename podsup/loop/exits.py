@@ -36,6 +36,9 @@ class Exits:
     lingering: dict[int, float]
     crash: policy.CrashWindow
     crash_loop: bool
+    crash_loop_since: float | None
+    desired: int
+    _fatal_logged: bool = False
     orphans_reaped: int
     exits: Any
 
@@ -102,15 +105,40 @@ class Exits:
             self.log.event(event, level, **fields, **(extra or {}), respawn_in=f"{plan.delay:.2f}s",
                            crash_loop=self.crash_loop or None)
 
+    def _crash_threshold(self) -> int:
+        """--crashloop-threshold, or scaled to the pool's size (--max-workers in dynamic mode)."""
+        bounds = getattr(self, "bounds", None)
+        return policy.crashloop_threshold(self.config.crashloop_threshold,
+                                          bounds.maximum if bounds is not None else self.desired)
+
+    def crash_loop_for(self, now: float) -> float | None:
+        """Seconds the current crash storm has lasted, None outside one."""
+        if not self.crash_loop or self.crash_loop_since is None:
+            return None
+        return max(0.0, now - self.crash_loop_since)
+
+    def crash_loop_fatal(self, now: float) -> bool:
+        """The storm has lasted --crashloop-restart-after: liveness fails."""
+        return policy.storm_fails_liveness(self.crash_loop_for(now), self.config.crashloop_restart_after)
+
     def _update_crash_loop(self, now: float) -> None:
+        self.crash.threshold = self._crash_threshold()  # follows scale and dynamic sizing
         storm = self.crash.in_crash_loop(now)
         if storm == self.crash_loop:
+            if storm and self.crash_loop_fatal(now) and not self._fatal_logged:
+                self._fatal_logged = True
+                self.log.error("crash loop lasted --crashloop-restart-after: liveness fails now (a pod restart "
+                               "is the last resort)", crashloop_restart_after=f"{self.config.crashloop_restart_after:g}s")
             return
         self.crash_loop = storm
+        self.crash_loop_since = now if storm else None
+        self._fatal_logged = False
         if storm:
-            self.log.error("crash loop: too many worker exits; unhealthy, respawns slowed",
+            after = self.config.crashloop_restart_after
+            self.log.error("crash loop: too many worker exits; not ready, respawns slowed",
                            exits=len(self.crash.times), within=f"{self.config.crashloop_interval:g}s",
-                           threshold=self.config.crashloop_threshold)
+                           threshold=self.crash.threshold,
+                           liveness_fails_after=f"{after:g}s" if after > 0 else "never")
         else:
             self.log.info("crash loop over")
 

@@ -32,6 +32,8 @@ class PoolView:
     draining: bool
     stopping: bool
     crash_loop: bool
+    crash_loop_for: Any    #: (now) -> seconds of the current storm or None (podsup.loop.exits)
+    crash_loop_fatal: Any  #: (now) -> the storm fails liveness now (podsup.loop.exits)
     exit_code: int | None
     _lock: Any
 
@@ -72,13 +74,14 @@ class PoolView:
             running = sum(1 for w in self.workers.values() if w.state.running)
             # the one definition of ready/healthy, shared with /readyz and /healthz
             ready = readiness(self.health(), self.config.ready_needed(self.desired), False)[0]
-            healthy = liveness(now - self.last_loop, self.crash_loop)[0] and self.exit_code is None
+            healthy = liveness(now - self.last_loop, self.crash_loop_fatal(now))[0] and self.exit_code is None
             pool = dict(
                 version=podsup.__version__, started_at=self.started_wall, uptime=now - self.started,
                 state=self.pool_state, desired=self.desired, running=running, ready=ready,
                 healthy=healthy, draining=self.draining or self.stopping, crash_loop=self.crash_loop,
                 exits=dict(self.exits), restarts=dict(self.restarts), queues=self._fresh_queues(now),
                 malformed_reports=self.malformed_reports, lingering=len(self.lingering),
+                crash_loop_seconds=self.crash_loop_for(now) or 0.0, crash_loop_fatal=self.crash_loop_fatal(now),
                 dynamic=self.bounds is not None,
                 min_workers=self.bounds.minimum if self.bounds else self.desired,
                 max_workers=self.bounds.maximum if self.bounds else self.desired,
@@ -104,7 +107,8 @@ class PoolView:
                           up=sum(1 for w in workers if w.state in (WorkerState.IDLE, WorkerState.BUSY)),
                           draining=bool(self.draining or self.stopping),
                           crash_loop=bool(self.crash_loop),
-                          exiting=self.exit_code is not None)
+                          exiting=self.exit_code is not None,
+                          crash_loop_fatal=self.crash_loop_fatal(self.system.monotonic()))
 
     @property
     def pool_state(self) -> PoolState:

@@ -98,10 +98,10 @@ class HealthState:
     def healthz(self) -> tuple[bool, str]:
         with self._lock:
             age = None if self._last_tick is None else self.clock() - self._last_tick
-            crash = bool(self._view and self._view.crash_loop)
+            crash = bool(self._view and self._view.crash_loop_fatal)
         if self.live is not None and age is not None:
             try:
-                crash = self.live().crash_loop  # as podsup status says, not a tick later
+                crash = self.live().crash_loop_fatal  # as podsup status says, not a tick later
             except Exception:  # noqa: BLE001 - a torn read: keep the tick's answer
                 pass
         return liveness(age, crash, self.stale_after)

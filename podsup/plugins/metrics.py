@@ -212,6 +212,10 @@ def pool_families(snap: PoolSnapshot, rps: float, queues: Mapping[str, QueueRead
                                  value=1 if snap.draining else 0))
     out.append(GaugeMetricFamily(f"{P}crash_loop", "1 while workers crash faster than --crashloop-threshold allows.",
                                  value=1 if snap.crash_loop else 0))
+    out.append(GaugeMetricFamily(f"{P}crash_loop_seconds", "How long the current crash storm has lasted (0 outside one).",
+                                 value=getattr(snap, "crash_loop_seconds", 0.0)))
+    out.append(GaugeMetricFamily(f"{P}crash_loop_unhealthy", "1 once a crash storm has lasted --crashloop-restart-after: /healthz fails and the kubelet restarts the pod.",
+                                 value=1 if getattr(snap, "crash_loop_fatal", False) else 0))
     out.append(CounterMetricFamily(f"{P}reports_malformed", "Worker report datagrams that could not be parsed and were ignored.",
                                    value=getattr(snap, "malformed_reports", 0)))
     out.append(GaugeMetricFamily(f"{P}start_time_seconds", "Unix time podsup started.", value=snap.started_at))

@@ -44,7 +44,8 @@ def test_drain_wait_turns_readiness_off_first_and_returns_when_workers_exited():
             assert body == "draining\n"
             # readiness went off while the workers still serve (they are signalled after --drain-delay)
             assert not gone(pids)
-            assert sample(p.http_port, "podsup_draining") == 1
+            # the control socket turns /readyz off before the loop takes the drain: wait for the loop
+            wait_for(lambda: sample(p.http_port, "podsup_draining") == 1, timeout=10, message="podsup_draining 1")
             assert hook.poll() is None  # --wait is still waiting
             # last: so every observation above was made before the workers were signalled
             assert not p.matches(r"stopping workers"), p.output()
@@ -100,7 +101,7 @@ def test_drain_without_wait_returns_at_once():
 
 def test_min_ready_and_crash_loop_in_health():
     with PodsupProcess(["run", "--workers", "2", "--min-ready", "1", "--crashloop-threshold", "3",
-                        "--crashloop-interval", "60", "--", PY, worker("crasher")],
+                        "--crashloop-interval", "60", "--crashloop-restart-after", "1", "--", PY, worker("crasher")],
                        env={"CRASH_AFTER": "0"}) as p:
         # crash storm: unhealthy and not ready
         wait_for(lambda: sample(p.http_port, "podsup_crash_loop") == 1, timeout=60, message="crash loop")

@@ -78,3 +78,11 @@ def test_header_shows_dynamic_bounds_only_in_dynamic_mode():
     assert "(dynamic" not in status_view.render_table(data)
     data.update(dynamic=True, min_workers=2, max_workers=8)
     assert "workers: 1 running / 2 desired (dynamic 2..8)" in status_view.render_table(data)
+
+
+def test_header_shows_how_long_a_crash_storm_lasted_and_whether_liveness_fails():
+    data = status()  # crash_loop True
+    data.update(crash_loop_seconds=80.0, crash_loop_fatal=False)
+    assert "crash loop: 1m20s (not ready; still live until --crashloop-restart-after)" in status_view.render_table(data)
+    data.update(crash_loop_seconds=400.0, crash_loop_fatal=True)
+    assert "liveness fails: past --crashloop-restart-after" in status_view.render_table(data)

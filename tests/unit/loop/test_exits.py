@@ -82,16 +82,21 @@ def test_sigkill_with_a_rise_of_oom_kill_is_reported_as_oom(pools, tmp_path):
 
 
 def test_crash_storm_enters_crash_loop_slows_respawns_and_clears(pools):
-    pool = pools(workers=1, crashloop_threshold=2, crashloop_interval=10.0, backoff_max=0.0)
+    pool = pools(workers=1, crashloop_threshold=2, crashloop_interval=10.0, backoff_max=0.0,
+                 crashloop_restart_after=0.5)
     for _ in range(3):
         pool.fake.exit(pool.pid(0), code=1)
         pool.step()
         if pool.arb.slots[0].current is None:
             break
     snap = pool.arb.snapshot()
-    assert snap.crash_loop and snap.state is PoolState.CRASH_LOOP and not snap.healthy
+    assert snap.crash_loop and snap.state is PoolState.CRASH_LOOP and not snap.ready
+    assert snap.healthy  # liveness fails only after --crashloop-restart-after
     assert pool.arb.slots[0].current is None  # backoff-max 0, yet no busy spin
-    pool.advance(0.99)
+    pool.advance(0.5)
+    assert not pool.arb.snapshot().healthy and pool.arb.snapshot().crash_loop_fatal
+    assert "liveness fails now" in pool.log()
+    pool.advance(0.49)
     assert pool.arb.slots[0].current is None
     pool.advance(0.01)
     assert pool.arb.slots[0].current is not None

@@ -37,7 +37,8 @@ def test_liveness():
     assert liveness(None, False)[0] is False
     ok, reason = liveness(7.0, False, stale_after=5.0)
     assert not ok and "stuck: no tick for 7.0s" in reason
-    assert liveness(0.1, True) == (False, "crash loop: workers exit faster than --crashloop-threshold allows")
+    assert liveness(0.1, True) == (False, "crash loop past --crashloop-restart-after: workers exit faster "
+                                          "than --crashloop-threshold allows")
 
 
 def view(*args, **kwargs) -> HealthView:
@@ -133,7 +134,9 @@ def test_readyz_reads_the_loop_live_not_the_last_tick():
     assert health.readyz() == (False, "draining")
     assert health.healthz() == (True, "ok")
     live["view"] = HealthView(desired=2, up=2, draining=False, crash_loop=True)  # a crash storm began
-    assert health.healthz()[0] is False and health.readyz() == (False, "crash loop")
+    assert health.healthz()[0] is True and health.readyz() == (False, "crash loop")  # not ready at once
+    live["view"] = HealthView(desired=2, up=2, draining=False, crash_loop=True, crash_loop_fatal=True)
+    assert health.healthz()[0] is False  # past --crashloop-restart-after
 
     def torn():
         raise RuntimeError("dictionary changed size during iteration")
