@@ -97,6 +97,7 @@ def example_pools() -> list[dict]:
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == names.KIND:
+                doc["metadata"].setdefault("namespace", "default")  # kubectl apply's -n, or the context's
                 doc["metadata"].setdefault("uid", f"uid-{path.stem}")
                 doc["metadata"].setdefault("generation", 1)
                 pools.append(doc)
