@@ -36,6 +36,26 @@ BIN_VOLUME = "podsup-bin"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
 DNS_LABEL = core.DNS_LABEL
 
+DYNAMIC_PROCESSES = obj(
+    "In-pod elasticity (PHP-FPM pm=dynamic): each pod runs between min and max worker processes, following "
+    "its busy count (busy + spare, within the bounds; idle ones above that retire after idleTimeoutSeconds). "
+    "Two levels: podsup grows and shrinks the pool inside each pod within a second; the HPA adds pods only "
+    "when the pods' own headroom is used up (busyWorkersPercent then reads podsup_pool_saturation = busy / "
+    "max). Workers must report busy/idle (PODSUP_REPORT), else each pod stays at processes.",
+    {
+        "min": integer("Fewest worker processes per pod (--min-workers).", 0, 1024, default=1),
+        "max": integer("Most worker processes per pod (--max-workers).", 1, 1024),
+        "spare": integer("Idle workers kept ready for the next job (--spare-workers).", 1, 1024, default=1),
+        "idleTimeoutSeconds": integer("An idle worker above min + spare retires after this long "
+                                      "(--idle-timeout).", 0, YEAR, default=10),
+    },
+    required=["max"],
+    rules=[("(has(self.min) ? self.min : 1) <= self.max",
+            "dynamicProcesses.min must be less than or equal to dynamicProcesses.max"),
+           ("(has(self.spare) ? self.spare : 1) <= self.max",
+            "dynamicProcesses.spare must be less than or equal to dynamicProcesses.max")],
+)
+
 SUPERVISOR = obj(
     "Settings of the in-pod supervisor; each maps to a `podsup run` option.",
     {
@@ -49,9 +69,19 @@ SUPERVISOR = obj(
         "normalExitCodes": array("Exit codes meaning 'done, do not respawn' (--normal-exit-codes).",
                                  integer("An exit code.", 0, 255), maxItems=32),
         "backoffMaxSeconds": integer("Upper bound of the respawn backoff (--backoff-max).", 1, 3600),
-        "crashloopThreshold": integer("Crashes within crashloopIntervalSeconds that make the pod unhealthy "
-                                      "(--crashloop-threshold).", 1),
+        "crashloopThreshold": integer("Crashes within crashloopIntervalSeconds that make a crash storm: the pod is "
+                                      "not ready at once, respawns are slowed (--crashloop-threshold; default 2 "
+                                      "per worker, at least 10).", 1),
         "crashloopIntervalSeconds": integer("Window of crashloopThreshold (--crashloop-interval).", 1, YEAR),
+        "crashloopRestartAfterSeconds": integer("A crash storm fails liveness (the kubelet restarts the pod) only once "
+                                                "it has lasted this long; 0: never (--crashloop-restart-after; "
+                                                "default 300).", 0, YEAR),
+        "startTimeoutSeconds": integer("Once workers report (any line to PODSUP_REPORT), a new worker counts, and "
+                                       "replaces the one it succeeds in a reload or recycle, only at its first "
+                                       "report; one silent this long is killed and replaced (restart reason "
+                                       "start-timeout); 0: wait for ever (--start-timeout; default 60).", 0, YEAR),
+        "startPeriodSeconds": integer("Workers that never report count as running after this long "
+                                      "(--start-period; default 1).", 0, 3600),
         "maxRequests": integer("Recycle a worker after this many requests (--max-requests).", 1),
         "maxRequestsJitter": integer("Random extra requests before recycling, to avoid all workers recycling "
                                      "together (--max-requests-jitter).", 0),
@@ -107,7 +137,8 @@ TARGETS = obj(
                                         f"{names.METRIC_QUEUE_DEPTH}, AverageValue). Needs spec.queue.", 1),
         "requestsPerSecondPerReplica": number("Requests/s per pod (Pods metric "
                                               f"{names.METRIC_REQUESTS_PER_SECOND}).", 0.001),
-        "busyWorkersPercent": integer(f"Busy workers in percent per pod (Pods metric {names.METRIC_BUSY_RATIO}).",
+        "busyWorkersPercent": integer(f"Busy workers in percent per pod (Pods metric {names.METRIC_BUSY_RATIO}; "
+                                      f"with dynamicProcesses {names.METRIC_POOL_SATURATION}, busy / max).",
                                       1, 100),
         "cpuPercent": integer("CPU utilisation of requests in percent (Resource metric). Needs "
                               "resources.requests.cpu.", 1, core.INT32_MAX),
@@ -208,8 +239,9 @@ SPEC = obj(
                           "requests": core.resource_map("Resource name to quantity (e.g. cpu: 500m, memory: 256Mi).",
                                                         "requests")},
                          rules=[core.REQUESTS_WITHIN_LIMITS]),
-        "processes": integer("Worker processes per pod (podsup run --workers).", 1, 1024,
-                             default=DEFAULT_PROCESSES),
+        "processes": integer("Worker processes per pod (podsup run --workers); with dynamicProcesses, the start "
+                             "count, clamped into [min, max].", 1, 1024, default=DEFAULT_PROCESSES),
+        "dynamicProcesses": DYNAMIC_PROCESSES,
         "replicas": integer("Pods when autoscaling is off (also the scale subresource's spec path).", 0,
                             core.INT32_MAX, default=DEFAULT_REPLICAS),
         "ports": array("Ports the workers listen on; a Service exposes them with the metrics port.", PORT,
@@ -253,6 +285,9 @@ SPEC = obj(
          "? self.autoscaling.minReplicas : self.replicas)",
          "disruption.minAvailable must be less than autoscaling.minReplicas (replicas without autoscaling): a "
          "budget that keeps every pod of the smallest pool blocks every node drain (use maxUnavailable)"),
+        ("!has(self.dynamicProcesses) || !has(self.supervisor.normalExitCodes) || "
+         "size(self.supervisor.normalExitCodes) == 0",
+         "dynamicProcesses and supervisor.normalExitCodes (job mode) cannot be combined"),
         ("!has(self.supervisor.minReady) || self.supervisor.minReady <= self.processes",
          "supervisor.minReady must be less than or equal to processes"),
         ("!has(self.supervisor.preload) || !has(self.args) || size(self.args) == 0",

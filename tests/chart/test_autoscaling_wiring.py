@@ -65,7 +65,8 @@ def test_every_metric_an_operator_hpa_reads_is_served_by_a_rule_of_its_kind(adap
                     assert f'{label}!=""' in rule["seriesQuery"], (label, rule["seriesQuery"])
                     assert rule["metricsQuery"].endswith(f"by ({label})")
                 seen.add(name)
-    assert seen == {names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, names.METRIC_QUEUE_DEPTH}
+    assert seen == {names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, names.METRIC_QUEUE_DEPTH,
+                    names.METRIC_POOL_SATURATION}
 
 
 def test_adapter_queries_are_valid_promql(adapter, tmp_path):

@@ -217,7 +217,7 @@ def test_adapter_rules_serve_the_hpa_metric_names_with_the_right_kinds():
     pods = {r["name"]["as"]: r for r in config["rules"]}
     external = {r["name"]["as"]: r for r in config["externalRules"]}
     # Pods metrics: per-pod rates, resolved to pods.
-    assert set(pods) == {names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO}
+    assert set(pods) == {names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, names.METRIC_POOL_SATURATION}
     for name, rule in pods.items():
         assert rule["seriesQuery"].startswith(name + "{")
         assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}

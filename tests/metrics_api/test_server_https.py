@@ -34,7 +34,8 @@ async def test_discovery_lists_both_group_versions_for_a_front_proxy_user_withou
     status, body = await api.get(CUS, headers={"X-Remote-User": "system:kube-aggregator"})
     assert status == 200 and body["groupVersion"] == "custom.metrics.k8s.io/v1beta2"
     assert {r["name"] for r in body["resources"]} == {f"pods/{names.METRIC_REQUESTS_PER_SECOND}",
-                                                      f"pods/{names.METRIC_BUSY_RATIO}"}
+                                                      f"pods/{names.METRIC_BUSY_RATIO}",
+                                                      f"pods/{names.METRIC_POOL_SATURATION}"}
     # The aggregator sends no X-Remote-Group: the SAR still carries system:authenticated.
     user, attrs = api.sar.reviews[0]
     assert "system:authenticated" in user.groups

@@ -32,6 +32,9 @@ SUPERVISOR_FLAGS = {
     "backoffMaxSeconds": "--backoff-max",
     "crashloopThreshold": "--crashloop-threshold",
     "crashloopIntervalSeconds": "--crashloop-interval",
+    "crashloopRestartAfterSeconds": "--crashloop-restart-after",
+    "startTimeoutSeconds": "--start-timeout",
+    "startPeriodSeconds": "--start-period",
     "maxRequests": "--max-requests",
     "maxRequestsJitter": "--max-requests-jitter",
     "maxLifetimeSeconds": "--max-lifetime",
@@ -86,7 +89,15 @@ def _flag_value(value: Any) -> str:
 def podsup_args(pool: dict) -> list[str]:
     """``podsup run`` flags for the pool (before ``--``)."""
     sup = section(pool, "supervisor")
-    args = ["--workers", str(spec(pool).get("processes", crd.DEFAULT_PROCESSES))]
+    processes = spec(pool).get("processes", crd.DEFAULT_PROCESSES)
+    dynamic = section(pool, "dynamicProcesses")
+    if dynamic:
+        low, high = dynamic.get("min", 1), dynamic["max"]
+        args = ["--workers", str(max(low, min(high, processes))), "--min-workers", str(low),
+                "--max-workers", str(high), "--spare-workers", str(dynamic.get("spare", 1)),
+                "--idle-timeout", str(dynamic.get("idleTimeoutSeconds", 10))]
+    else:
+        args = ["--workers", str(processes)]
     for field, flag in SUPERVISOR_FLAGS.items():
         if field in sup:
             args += [flag, _flag_value(sup[field])]

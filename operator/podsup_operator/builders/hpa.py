@@ -34,8 +34,11 @@ def hpa_metrics(pool: dict) -> list[dict]:
             "metric": {"name": names.METRIC_REQUESTS_PER_SECOND},
             "target": {"type": "AverageValue", "averageValue": _quantity(targets["requestsPerSecondPerReplica"])}}})
     if "busyWorkersPercent" in targets:
+        # dynamic pools grow inside the pod first: the busy target reads busy / max
+        # (podsup_pool_saturation), so pods are added only when no pod can grow any more
+        busy = names.METRIC_POOL_SATURATION if section(pool, "dynamicProcesses") else names.METRIC_BUSY_RATIO
         metrics.append({"type": "Pods", "pods": {
-            "metric": {"name": names.METRIC_BUSY_RATIO},
+            "metric": {"name": busy},
             "target": {"type": "AverageValue", "averageValue": _quantity(targets["busyWorkersPercent"] / 100)}}})
     if "cpuPercent" in targets:
         metrics.append({"type": "Resource", "resource": {

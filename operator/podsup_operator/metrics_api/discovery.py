@@ -15,7 +15,7 @@ from .types import CUSTOM_GROUP, CUSTOM_GV, CUSTOM_VERSION, EXTERNAL_GROUP, EXTE
 #: The External metrics we serve (one per WorkerPool queue, selected by label).
 EXTERNAL_METRICS = (names.METRIC_QUEUE_DEPTH,)
 #: The per-pod metrics we serve as ``pods/<metric>``.
-POD_METRICS = (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO)
+POD_METRICS = (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, names.METRIC_POOL_SATURATION)
 
 
 def external_resources() -> dict:

@@ -89,7 +89,7 @@ def parse_exposition(text: str, wanted: Iterable[str]) -> dict[str, float]:
 class PodScraper:
     """Concurrent, bounded, briefly cached scrapes of podsup ``/metrics``."""
 
-    METRICS = (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO)
+    METRICS = (names.METRIC_REQUESTS_PER_SECOND, names.METRIC_BUSY_RATIO, names.METRIC_POOL_SATURATION)
 
     def __init__(self, timeout: float = 2.0, ttl: float = 5.0, concurrency: int = 32,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
