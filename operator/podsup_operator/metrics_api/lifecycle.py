@@ -23,7 +23,6 @@ from typing import Awaitable, Callable, Protocol
 
 
 class State(enum.Enum):
-    DISABLED = "disabled"   # --no-metrics-api: never started
     STARTING = "starting"   # first attempt under way
     RETRYING = "retrying"   # an attempt failed; waiting for the next one
     SERVING = "serving"     # listening
