@@ -38,6 +38,44 @@ def read_stat(pid: int) -> tuple[int, float, int, int]:
             int(fields[17]))
 
 
+def boot_time() -> float:
+    """When the system booted, seconds since the epoch (``btime`` of /proc/stat)."""
+    with open("/proc/stat", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"btime"):
+                return float(line.split()[1])
+    raise OSError("no btime line in /proc/stat")
+
+
+def start_time(pid: int) -> float | None:
+    """When ``pid`` started, seconds since the epoch (what psutil's
+    ``create_time()`` says: its start in ticks after boot, plus the boot
+    time); None when there is no such process, -1.0 when it cannot be read
+    (someone else's: alive)."""
+    try:
+        started = read_stat(pid)[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except PermissionError:  # pragma: no cover - /proc/PID/stat is world-readable
+        return -1.0
+    return started / CLOCK_TICKS + boot_time()
+
+
+def pid_exists(pid: int) -> bool:
+    """True while a process ``pid`` exists (a zombie too), as psutil.pid_exists."""
+    if pid < 0:
+        return False
+    if pid == 0:
+        return True  # the kernel's swapper, as psutil answers
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
+
+
 def _children_lists(pid: int, threads: int = 0) -> list[int]:
     """Children of every thread of ``pid`` (of its one thread when ``threads`` is 1: no listing)."""
     if threads == 1:

@@ -30,7 +30,7 @@ import shutil
 import stat
 import tempfile
 
-import psutil
+from podsup.host.procfs import start_time
 
 PREFIX = "podsup-"
 #: The marker :func:`make_dir` writes; its presence makes a directory sweepable.
@@ -38,13 +38,9 @@ OWNER_FILE = ".podsup-owner"
 
 
 def _start_time(pid: int) -> float | None:
-    """The process's start time (seconds since the epoch), None if there is none."""
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:  # pragma: no cover - someone else's process: alive
-        return -1.0
+    """The process's start time (seconds since the epoch), None if there is none
+    (/proc, not psutil: ``podsup run`` never needs psutil unless --max-rss is set)."""
+    return start_time(pid)
 
 
 def pid_namespace() -> str:

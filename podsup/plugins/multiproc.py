@@ -56,13 +56,13 @@ import shutil
 import threading
 from typing import Any, Callable, Iterable
 
-import psutil
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
 from podsup.core.config import ConfigError
 from podsup.core.plugin import Extension
 from podsup.host import rundir
+from podsup.host.procfs import pid_exists
 
 log = logging.getLogger("podsup.multiproc")
 
@@ -213,7 +213,7 @@ def drop_dead_gauges(path: str, pid: int) -> int:
 SWEEP_INTERVAL = 30.0
 
 
-def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] = psutil.pid_exists) -> set[int]:
+def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] = pid_exists) -> set[int]:
     """Pids named by ``*_<pid>.db`` files in ``path`` that no longer exist,
     besides the compacted pid 0 and ``keep`` (podsup's own)."""
     pids: set[int] = set()

@@ -89,3 +89,29 @@ def test_a_gone_family_is_left_out_and_a_reused_pid_starts_again():
     assert meter.measure([proc.pid]) == {}
     meter._last[os.getpid()] = (-1, 0.0, 0.0)  # "seen before" under another start time
     assert meter.measure([os.getpid()])[os.getpid()][1] == 0.0
+
+
+def test_start_time_is_psutils_create_time():
+    assert abs(procfs.start_time(os.getpid()) - psutil.Process().create_time()) < 0.02
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(10)
+    assert procfs.start_time(proc.pid) is None
+
+
+def test_pid_exists_as_psutil_says():
+    assert procfs.pid_exists(os.getpid()) and procfs.pid_exists(1) and procfs.pid_exists(0)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(10)
+    assert procfs.pid_exists(proc.pid) is psutil.pid_exists(proc.pid) is False
+    assert not procfs.pid_exists(-1)
+
+
+def test_podsup_run_imports_no_psutil_without_max_rss(tmp_path):
+    # --max-rss (the watchdog) is the one option that needs psutil in the master
+    script = ("import sys; from podsup.cli.assemble import build_extensions; from podsup.cli import options; "
+              "from podsup.loop.arbiter import Arbiter; "
+              f"cfg = options.load(['--http', '127.0.0.1:0', '--control', {str(tmp_path / 'c.sock')!r}, '--', 'true']); "
+              "exts = build_extensions(cfg); [e.close() for e in exts]; "
+              "print('psutil' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
