@@ -186,6 +186,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
                     key.data()
                 except Exception as exc:  # noqa: BLE001 - an extension reader must not kill the loop
                     self.log.error("reader callback failed", error=repr(exc))
+            self._resume_reports()  # the reports gathered during a batch pause
             while self._calls:
                 self._calls.popleft()()
             while self._signals:
@@ -196,7 +197,6 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
                 command, future = self._commands.popleft()
                 self._execute(command, future)
             self._advance(self.system.monotonic())
-            self._resume_reports()
             if now - self._last_tick >= TICK * 0.9:
                 self._last_tick = now
                 for ext in self.extensions:
@@ -220,7 +220,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
             due.append(self.crash_loop_since + self.config.crashloop_restart_after)
         due += self._elastic_due()
         wait = max(0.0, min(min(due) - now, TICK))
-        paused = self._resume_reports()  # the report sockets' batch pause (real time)
+        paused = self._reports_pause_left()  # the report sockets' batch pause (real time)
         return wait if paused is None else min(wait, paused)
 
     def close(self) -> None:
@@ -259,13 +259,17 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         if old is new or old is WorkerState.STOPPING:
             return
         worker.state = new
-        self.transitions[(old.value, new.value)] += 1
+        # the per-request path (two reports a job): identity tests and _value_, not
+        # enum hashing or the .value descriptor (issue 13: most of a report's cost)
+        self.transitions[(old._value_, new._value_)] += 1
         if new is WorkerState.BUSY:
             worker.busy_since = self.system.wall()
         elif old is WorkerState.BUSY:
             worker.busy_since = None
         worker.idle_since = self.system.monotonic() if new is WorkerState.IDLE else None
-        if {old, new} != {WorkerState.IDLE, WorkerState.BUSY}:
+        flip = (old is WorkerState.IDLE and new is WorkerState.BUSY) or (
+            old is WorkerState.BUSY and new is WorkerState.IDLE)
+        if not flip:
             self.log.info(f"worker {new.value}", slot=worker.slot, pid=worker.pid,
                           previous=old.value, why=why or None)
 

@@ -85,34 +85,49 @@ class ReportIntake:
             self._selector.register(self._report_selector.fileno(), selectors.EVENT_READ, self._read_ready_reports)
             self._reports_watched = True
 
-    def _resume_reports(self) -> float | None:
-        """Watch the report sockets again once the batch pause is over; else
-        the seconds left of it (None while they are watched)."""
+    def _resume_reports(self) -> None:
+        """Once the batch pause is over (loop thread, under the loop's lock):
+        read what the sockets gathered meanwhile as the next batch (it pauses
+        again), or, if nothing came, watch them again. One wake-up per batch."""
+        if self._reports_watched or time.monotonic() < self._reports_resume_at:
+            return
+        ready = self._report_selector.select(0)
+        if ready:
+            self._read_batch(ready)
+        else:
+            self._watch_reports()
+
+    def _reports_pause_left(self) -> float | None:
+        """Seconds left of the batch pause (0 once over), None while the sockets are watched."""
         if self._reports_watched:
             return None
-        left = self._reports_resume_at - time.monotonic()
-        if left > 0:
-            return left
-        self._watch_reports()
-        return None
+        return max(0.0, self._reports_resume_at - time.monotonic())
 
     def _add_report_socket(self, worker: Worker) -> None:
         assert worker.report is not None
         self._report_selector.register(worker.report.fileno(), selectors.EVENT_READ, worker)
 
     def _read_ready_reports(self) -> None:
-        """One batch: every ready report socket read until EAGAIN, then a pause."""
+        """The selector's callback: a report socket is readable."""
+        self._read_batch(self._report_selector.select(0))
+
+    def _read_batch(self, ready: list[Any]) -> None:
+        """One batch: every ready report socket read until EAGAIN, then a pause
+        (the sockets unwatched) unless one of them is filling fast."""
         hooks = self._report_hooks()
         most = 0
-        for key, _mask in self._report_selector.select(0):
+        for key, _mask in ready:
             most = max(most, self._read_reports(key.data, hooks))
         now = time.monotonic()
         pause = batch_pause(most, now - self._last_batch_at, self._queue_limit)
         self._last_batch_at = now
-        if pause > 0 and self._reports_watched:
+        if pause <= 0:
+            self._watch_reports()
+            return
+        if self._reports_watched:
             self._selector.unregister(self._report_selector.fileno())
             self._reports_watched = False
-            self._reports_resume_at = now + pause
+        self._reports_resume_at = now + pause
 
     def _report_hooks(self) -> list[Any]:
         """The extensions with an ``on_report`` of their own (the base one does nothing)."""

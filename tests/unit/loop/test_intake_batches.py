@@ -55,7 +55,7 @@ def test_the_queue_limit_is_the_kernels_max_dgram_qlen_plus_one(tmp_path):
 
 
 def test_a_burst_within_the_queue_during_a_pause_is_counted_whole(monkeypatch):
-    monkeypatch.setattr(intake, "REPORT_BATCH", 0.5)  # a long pause: the burst surely lands in it
+    monkeypatch.setattr(intake, "batch_pause", lambda *_args: 0.5)  # the burst surely lands in the pause
     pool = Pool(workers=1, first_pid=os.getpid())
     try:
         reporter = client.Reporter(pool.report_path(0))
@@ -72,7 +72,7 @@ def test_a_burst_within_the_queue_during_a_pause_is_counted_whole(monkeypatch):
 
 
 def test_commands_are_not_held_by_a_report_pause(monkeypatch):
-    monkeypatch.setattr(intake, "REPORT_BATCH", 30.0)
+    monkeypatch.setattr(intake, "batch_pause", lambda *_args: 30.0)
     pool = Pool(workers=1, first_pid=os.getpid())
     try:
         reporter = client.Reporter(pool.report_path(0))
@@ -82,6 +82,22 @@ def test_commands_are_not_held_by_a_report_pause(monkeypatch):
         pool.step()
         assert future.result(0) == {"desired": 2, "previous": 1}
         assert 0 < pool.arb.next_timeout() <= 1.0  # the pause never outlasts the loop's tick
+        reporter.close()
+    finally:
+        pool.close()
+
+
+def test_after_a_pause_the_gathered_reports_are_the_next_batch_without_watching_in_between(monkeypatch):
+    pauses = iter([0.05, 30.0])
+    monkeypatch.setattr(intake, "batch_pause", lambda *_args: next(pauses))
+    pool = Pool(workers=1, first_pid=os.getpid())
+    try:
+        reporter = client.Reporter(pool.report_path(0))
+        assert reporter.done(0.1)
+        wait_for(lambda: pool.step() or pool.arb.workers[os.getpid()].requests == 1, 10, message="first batch")
+        assert reporter.done(0.1) and reporter.done(0.1)  # land during the 50 ms pause
+        wait_for(lambda: pool.step() or pool.arb.workers[os.getpid()].requests == 3, 10, message="second batch")
+        assert not pool.arb._reports_watched  # read when the pause ended, and paused again
         reporter.close()
     finally:
         pool.close()
