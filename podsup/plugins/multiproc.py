@@ -264,13 +264,25 @@ class MultiprocExtension(Extension):
 
     def retire(self, pid: int) -> None:
         """What an exited process leaves: live gauges removed, per-pid gauge
-        series dropped, counts folded into the pid-0 files."""
+        series dropped, counts folded into the pid-0 files. One directory
+        listing first: a worker that wrote no metrics (not Python, or no
+        prometheus-client) costs its respawn nothing more."""
+        if not self._has_files(pid):
+            return
         try:
             multiprocess.mark_process_dead(pid, self.path)
         except OSError as exc:
             log.debug("mark_process_dead(%d): %s", pid, exc)
         drop_dead_gauges(self.path, pid)
         compact(self.path, pid)
+
+    def _has_files(self, pid: int) -> bool:
+        suffix = f"_{pid}.db"
+        try:
+            with os.scandir(self.path) as entries:
+                return any(entry.name.endswith(suffix) for entry in entries)
+        except OSError:  # let the full path meet (and log) it
+            return True
 
     def tick(self, now: float) -> None:
         if self._next_sweep is None:

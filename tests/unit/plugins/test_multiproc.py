@@ -257,3 +257,15 @@ def test_a_folded_gauge_file_keeps_its_timestamps_and_no_false_zero(tmp_path, mo
                 MmapedDict.read_all_values_from_file(str(tmp_path / f"gauge_{mode}_0.db"))}
     assert entries("mostrecent") == {"a": (1.0, 300.0)}
     assert entries("max") == {"a": (1.0, 0.0), "neg": (-3.0, 0.0)}
+
+
+def test_a_worker_that_wrote_no_metrics_is_retired_without_touching_the_directory(tmp_path, monkeypatch):
+    ext = multiproc.MultiprocExtension(str(tmp_path))
+    (tmp_path / "counter_1100.db").write_bytes(b"")  # another pid's file: 1100 ends in 100, not _100
+    def untouched(*_args, **_kwargs):
+        raise AssertionError("nothing of pid 100 to retire")
+    monkeypatch.setattr(multiproc.multiprocess, "mark_process_dead", untouched)
+    monkeypatch.setattr(multiproc, "compact", untouched)
+    monkeypatch.setattr(multiproc, "drop_dead_gauges", untouched)
+    ext.on_exit(0, 100, "signal SIGKILL")
+    assert (tmp_path / "counter_1100.db").exists()
