@@ -59,6 +59,9 @@ class Log:
         self.dropped = 0  #: lines dropped because output was blocked (background mode)
         self._pending: queue.Queue[tuple[BinaryIO, bytes] | None] | None = None
         self._writer: threading.Thread | None = None
+        #: lines the holding thread wrote inside held(), handed over at its end
+        self._held: list[tuple[BinaryIO, bytes]] | None = None
+        self._holder: int | None = None
         if background:
             self._pending = queue.Queue(MAX_PENDING)
             self._writer = threading.Thread(target=self._drain, name="podsup-log", daemon=True)
@@ -71,6 +74,24 @@ class Log:
         the child would inherit held)."""
         with self._lock:
             yield
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Lines this thread writes inside are handed to the writer thread at
+        the end, in order (background mode; a no-op otherwise). The master
+        loop holds its lines for one iteration: waking the writer mid-way
+        would hand it the GIL in the middle of a respawn (issue 13: the
+        crash -> replacement path waited for the writer inside bind())."""
+        if self._pending is None or self._holder is not None:
+            yield
+            return
+        self._held, self._holder = [], threading.get_ident()
+        try:
+            yield
+        finally:
+            held, self._held, self._holder = self._held, None, None
+            for item in held:
+                self._enqueue(item)
 
     # --- podsup's own events ------------------------------------------------
     def event(self, msg: str, level: str = "info", **fields: Any) -> None:
@@ -110,8 +131,15 @@ class Log:
             with self._lock:
                 self._emit(target, data)
             return
+        if self._holder is not None and self._holder == threading.get_ident() and self._held is not None:
+            self._held.append((target, data))
+            return
+        self._enqueue((target, data))
+
+    def _enqueue(self, item: tuple[BinaryIO, bytes]) -> None:
+        assert self._pending is not None
         try:
-            self._pending.put_nowait((target, data))
+            self._pending.put_nowait(item)
         except queue.Full:
             self.dropped += 1  # output is blocked: lose a line, never the loop
 

@@ -178,7 +178,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
     def step(self, timeout: float) -> None:
         """One iteration: wait for I/O or a timer, then act on everything due."""
         events = self._selector.select(timeout)
-        with self._lock:
+        with self._lock, self.log.held():  # log lines go to the writer once the iteration is done
             now = self.system.monotonic()
             self.last_loop = now
             for key, _mask in events:

@@ -143,3 +143,32 @@ def test_background_close_writes_what_is_pending_in_order():
     with os.fdopen(read_fd, "rb") as pipe:
         text = pipe.read().decode().splitlines()
     assert text == [f"[worker 1] line {i}" for i in range(100)] + ["[podsup] podsup exiting code=0"]
+
+
+def test_held_lines_reach_the_writer_at_the_end_in_order_and_other_threads_are_not_held():
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    err = os.fdopen(write_fd, "wb", buffering=0)
+    log = Log("text", out=err, err=err, background=True)
+    try:
+        with log.held():
+            log.info("one")
+            log.info("two")
+            assert log._pending.qsize() == 0  # nothing handed over yet: the writer sleeps
+            other = threading.Thread(target=log.info, args=("from another thread",))
+            other.start()
+            other.join()
+        log.close()
+        text = os.read(read_fd, 65536).decode()
+        assert text.index("from another thread") < text.index("one") < text.index("two")
+    finally:
+        err.close()
+        os.close(read_fd)
+
+
+def test_held_is_a_no_op_without_a_writer_thread():
+    out = io.BytesIO()
+    log = Log("text", out=out, err=out)
+    with log.held():
+        log.info("at once")
+        assert b"at once" in out.getvalue()
