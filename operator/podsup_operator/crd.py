@@ -16,7 +16,7 @@ from podsup.core.config import MAX_DURATION
 
 from . import core_pod_types as core_pod
 from . import core_types as core
-from .schema import Schema, array, boolean, integer, number, obj, string, string_map
+from .schema import Schema, array, boolean, integer, number, obj, string
 
 #: The longest duration podsup run takes (podsup.core.config.MAX_DURATION), in whole seconds.
 YEAR = int(MAX_DURATION)
@@ -188,15 +188,15 @@ PORT = obj(
 POD = obj(
     "Overrides of the pod template.",
     {
-        "nodeSelector": core.label_map("Node selector of the pods (label values)."),
+        "nodeSelector": core.label_map("Node selector of the pods.", "pod.nodeSelector"),
         "tolerations": array("Tolerations of the pods.", core.TOLERATION, maxItems=64),
         "affinity": core_pod.AFFINITY,
         "serviceAccountName": core.dns_name("Service account of the pods."),
         "imagePullSecrets": array("Secrets for pulling the image.",
                                   obj("A Secret reference.", {"name": string("Secret name.")}, required=["name"]),
                                   maxItems=64),
-        "labels": core.label_map("Extra pod labels (cannot replace the pool's own labels)."),
-        "annotations": string_map("Extra pod annotations."),
+        "labels": core.label_map("Extra pod labels (cannot replace the pool's own labels).", "pod.labels"),
+        "annotations": core.annotation_map("Extra pod annotations.", "pod.annotations"),
         "securityContext": core_pod.POD_SECURITY_CONTEXT,
         "containerSecurityContext": core_pod.CONTAINER_SECURITY_CONTEXT,
         "priorityClassName": core.dns_name("PriorityClass of the pods."),

@@ -36,10 +36,6 @@ def int_or_string(desc: str, **extra: Any) -> Schema:
     return _node(None, desc, **{"x-kubernetes-int-or-string": True}, **extra)
 
 
-def string_map(desc: str) -> Schema:
-    return _node("object", desc, additionalProperties={"type": "string"})
-
-
 def array(desc: str, items: Schema, **extra: Any) -> Schema:
     return _node("array", desc, items=items, **extra)
 
