@@ -108,7 +108,9 @@ def controlled_by(obj: dict, pool: dict) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line message for status and Events (the API's own message when
-    there is one)."""
+    there is one; ours as it is)."""
+    if isinstance(exc, ChildConflict):
+        return str(exc)
     body = getattr(exc, "body", None)
     if body:
         try:

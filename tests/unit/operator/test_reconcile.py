@@ -159,7 +159,8 @@ def test_foreign_child_is_a_conflict_with_warning_and_degraded_status():
     assert isinstance(info.value.failures[0][1], ChildConflict)
     assert ("Warning", "ApplyFailed") in [e[0:2] for e in events]
     degraded = condition(api.status_patches[-1], "Degraded")
-    assert degraded["status"] == "True" and "not controlled" in degraded["message"]
+    assert degraded["status"] == "True" and degraded["message"] == (
+        "Deployment: Deployment prod/jobs exists and is not controlled by this WorkerPool; delete or rename it")
     assert ("apply", "Deployment") not in api.calls
     assert ("apply", "Service") in api.calls, "the other children are still applied"
     ready = condition(api.status_patches[-1], "Ready")
