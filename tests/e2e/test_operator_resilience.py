@@ -4,7 +4,7 @@
   (kopf runs no resource handler until every startup activity succeeded, so a
   failing metrics-API startup used to block everything).
 - A child the API server rejects although the CRD accepted the pool (an
-  unqualified resource name, a bad label key: only the core validation of
+  extended resource requested without a limit: only the core validation of
   the Deployment knows):
   that pool reports Degraded with the API server's own message and a Warning
   Event, while another pool in the same namespace reconciles normally.
@@ -116,6 +116,8 @@ def operator(namespace, operator_log):
 #: test uses the first one the CRD still accepts; the CRD keeps learning to
 #: refuse them at apply time, which is better still.
 CHILD_REJECTED = [
+    ({"resources": {"requests": {"example.com/gpu": "1"}}}, "Limit must be set for non overcommitable resources",
+     {"resources": {"requests": {"cpu": "100m"}}}),
     ({"resources": {"requests": {"gpu": "1"}}}, "must be a standard resource type or fully qualified",
      {"resources": {"requests": {"cpu": "100m"}}}),
     ({"pod": {"nodeSelector": {"bad key!": "x"}}}, "name part must consist of alphanumeric characters",
