@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the demo and the tests need on a fresh Debian machine
 # with Python >= 3.11: the Debian servers the integration tests start
-# (redis-server, rabbitmq-server, prometheus/promtool) and the Python packages.
+# (redis-server, rabbitmq-server, prometheus/promtool) with apt-get, and the
+# Python packages into the project's virtual environment (.venv, made by
+# scripts/venv.sh; never the system Python). `make demo` / `make test` run
+# this, then use .venv/bin/python.
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+venv=${PODSUP_VENV:-.venv}
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -21,7 +24,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+bash scripts/venv.sh
+PY="$venv/bin/python"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test,operator,redis,amqp]"
-# helm-sdkpy bundles Helm's Go library (chart lint); its metadata asks for
-# Python 3.12 but the lint action works on 3.11.
-if [ -f scripts/install-extra.sh ]; then bash scripts/install-extra.sh; fi
+# test-only tools (Helm's library, hadolint, the binary's pinned builder)
+if [ -f scripts/install-extra.sh ]; then PYTHON="$PY" bash scripts/install-extra.sh; fi

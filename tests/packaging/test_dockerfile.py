@@ -125,7 +125,7 @@ def test_build_steps_are_the_repository_scripts(parsed):
     for script in scripts:
         assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^podsup-binary:\n\tbash scripts/build-binary.sh$", makefile, re.M)
+    assert re.search(r"^podsup-binary:\n\tbash scripts/venv.sh\n\tbash scripts/build-binary.sh$", makefile, re.M)
 
 
 # --- .dockerignore ---------------------------------------------------------------
