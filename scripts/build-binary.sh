@@ -74,6 +74,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/podsup-pyinstaller.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# a private cache: PyInstaller's default (~/.cache/pyinstaller) is shared, and a
+# concurrent build's --clean empties it under this one (FileNotFoundError)
+export PYINSTALLER_CONFIG_DIR="$work/cache"
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath "$dist" --workpath "$work" podsup.spec
 
