@@ -91,7 +91,7 @@ def test_delegated_auth_bindings_name_the_operator_serviceaccount(default_object
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
 
 
-POLLER_RULES = {("", "pods", "list"), ("", "secrets", "get"), ("apps", "deployments/scale", "get"),
+POLLER_RULES = {("", "pods", "list"), ("", "pods", "patch"), ("", "secrets", "get"), ("apps", "deployments/scale", "get"),
                 ("apps", "deployments/scale", "patch")}
 
 
@@ -114,7 +114,7 @@ def test_poller_rules_match_the_calls_the_code_makes():
     from podsup_operator.metrics_api import kube
     calls = {"list_pods": ("", "pods", "list"), "secret_value": ("", "secrets", "get"),
              "deployment_replicas": ("apps", "deployments/scale", "get"),
-             "scale_deployment": ("apps", "deployments/scale", "patch")}
+             "scale_deployment": ("apps", "deployments/scale", "patch"), "patch_pod": ("", "pods", "patch")}
     delegated = {"review_token", "review_access", "request_header_config", "patch_pool_status",
                  "post_event"}  # Events: the operator's roles (events create), and on its own Pod the -events Role
     public = {m for m in vars(kube.Kube) if not m.startswith("_")}

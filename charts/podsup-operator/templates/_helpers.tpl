@@ -123,6 +123,7 @@ Helpers of the operator's metrics API (metrics-api-*.yaml).
 {{/*
 RBAC of the queue pollers and the Pods metrics, per watched namespace:
   - pods list: the Pods metrics and the busy-workers check scrape ready pods;
+  - pods patch: the pod-deletion-cost annotation (scale-in removes idle pods first);
   - secrets get: a queue's urlSecretRef (the broker URL with credentials);
   - deployments/scale get + patch: scale to zero and back (0 <-> 1 only; the
     HPA owns every other count).
@@ -130,7 +131,7 @@ RBAC of the queue pollers and the Pods metrics, per watched namespace:
 {{- define "podsup-operator.metricsApi.rules" -}}
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]

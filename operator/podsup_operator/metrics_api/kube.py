@@ -3,7 +3,8 @@
 Each function is a small blocking call with the official client (run in a
 thread by the async callers), answering plain data: TokenReview → User,
 SubjectAccessReview → Decision, pod list → pod dicts, and the few reads and
-writes of the queue poller (Secret key, Deployment scale, WorkerPool status).
+writes of the queue poller (Secret key, Deployment scale, WorkerPool status,
+the pods' deletion-cost annotation).
 Raw JSON (``_preload_content=False``) keeps the hot path free of model
 deserialisation. Tests replace these at the seam; e2e runs them for real.
 """
@@ -139,6 +140,12 @@ class Kube:
                                                     field_manager=SCALE_FIELD_MANAGER,
                                                     _content_type="application/merge-patch+json",
                                                     _preload_content=False, _request_timeout=TIMEOUT)
+
+    def patch_pod(self, namespace: str, name: str, body: dict) -> None:
+        """Merge-patch one pod (the scale-in order's deletion-cost annotation)."""
+        self.core.patch_namespaced_pod(name, namespace, body, field_manager=names.FIELD_MANAGER,
+                                       _content_type="application/merge-patch+json",
+                                       _preload_content=False, _request_timeout=TIMEOUT)
 
     def patch_pool_status(self, namespace: str, name: str, status: dict, resource_version: str | None = None) -> bool:
         """Merge-patch status; with ``resource_version`` the write is refused

@@ -8,7 +8,10 @@ Run by a task per pool with a queue or with autoscaling on
 2. feeds the scale-to-zero state machine (:mod:`podsup_operator.scale_to_zero`)
    and applies its decision through the Deployment's scale subresource — the
    only replica writes the operator ever makes while autoscaling is on;
-3. writes ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
+3. scrapes the pool's ready pods (the scrape the HPA's Pods metrics share)
+   and sets their ``controller.kubernetes.io/pod-deletion-cost`` so a
+   scale-in removes the idlest pods first (:mod:`.scale_in`);
+4. writes ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
    conditions (through the shared ``set_condition``, other writers' types
    untouched) only when they change, and posts Events when metrics become
    unreadable or readable again and on scale to/from zero.
@@ -33,6 +36,7 @@ from podsup import names
 from .. import crd, scale_to_zero
 from ..conditions import FALSE, TRUE, UNKNOWN, get_condition, now_rfc3339, set_condition
 from .provider import MetricsProvider
+from .scale_in import DeletionCoster
 from .sources.pods import targets
 from .sources.queue import QueueProbe, QueueReading, QueueRegistry, QueueSpecError, broker_url, poll_interval
 
@@ -61,6 +65,7 @@ class PoolPoller:
         self._probe_url: str | None = None
         self._last_depth_write = -1e18
         self.last_reading: QueueReading | None = None
+        self.coster = DeletionCoster(namespace, kube, monotonic)
 
     # --- 1. the broker ---------------------------------------------------------
 
@@ -118,6 +123,20 @@ class PoolPoller:
         if transition.event:
             self.emit(transition.event.type, transition.event.reason, transition.event.message)
         return transition
+
+    # --- 2b. the live scrape: scale-in order --------------------------------------
+
+    async def _live(self) -> None:
+        """Scrape the pool's ready pods (cached: shared with the HPA's asks)
+        and set their deletion cost (:mod:`.scale_in`)."""
+        try:
+            pods = await self.provider.list_pods(self.namespace, f"{names.POOL_LABEL}={self.name}")
+            found, _ = targets(pods)
+            scrapes = await self.provider.scraper.scrape_all(found)
+            await self.coster.run(pods, scrapes)
+        except Exception as exc:  # noqa: BLE001 - the queue and status work of the tick go on
+            log.warning("pool %s/%s: live scrape failed: %s: %s", self.namespace, self.name,
+                        type(exc).__name__, exc)
 
     # --- 3. status ---------------------------------------------------------------
 
@@ -182,6 +201,7 @@ class PoolPoller:
             self.forget()  # a removed queue's depth is no longer served
             self.last_reading = None
             transition = await self._scale_to_zero(spec, None)
+            await self._live()
             await self._write_status(body, None, transition)
             return interval
         reading = await self._read(queue)
@@ -189,6 +209,7 @@ class PoolPoller:
         self.registry.put(self.namespace, self.name, reading, interval)
         self.provider.record_queue(self.namespace, self.name, reading.ok, reading.error or "ok")
         transition = await self._scale_to_zero(spec, reading)
+        await self._live()
         await self._write_status(body, reading, transition)
         return interval
 

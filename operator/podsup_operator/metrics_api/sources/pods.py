@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import names
 
+from .figures import PodFigures, parse_figures
+
 #: The pod-list seam: (namespace, label selector string) → pod dicts (API JSON).
 PodLister = Callable[[str, str], Awaitable[list[dict]]]
 
@@ -39,6 +41,9 @@ class Scrape:
     timestamp: float
     values: dict[str, float] | None = None
     error: str | None = None
+    #: the rest of the page (workers by state, restarts, memory …): scale-in
+    #: order and the pool's live status read them from the same scrape
+    figures: PodFigures | None = None
 
 
 def is_ready(pod: dict) -> bool:
@@ -129,9 +134,10 @@ class PodScraper:
                 return Scrape(self._clock(), error=f"pod {target.name}: {target.url}: {type(exc).__name__}: {exc}")
         try:
             values = parse_exposition(text, self.METRICS)
+            figures = parse_figures(text)
         except ValueError as exc:
             return Scrape(self._clock(), error=f"pod {target.name}: unparsable /metrics: {exc}")
-        return Scrape(self._clock(), values=values)
+        return Scrape(self._clock(), values=values, figures=figures)
 
     async def scrape(self, target: PodTarget) -> Scrape:
         now = self._mono()
