@@ -9,32 +9,18 @@ thread only.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from podsup.core import sizing, startgate
 from podsup.core.config import Config
 from podsup.core.states import WorkerState
-from podsup.host.output import Log
+from podsup.loop.state import LoopState
 from podsup.loop.table import Slot, Worker
 
 #: Dynamic mode warns once when no busy/idle/done report came this long after start.
 DYNAMIC_QUIET_WARNING = 10.0
 
 
-class Elasticity:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    config: Config
-    log: Log
-    slots: dict[int, Slot]
-    workers: dict[int, Worker]
-    desired: int
-    crash_loop: bool
-    started: float
-    _transition: Any
-    _stop: Any
-    _spawn: Any
-    _crashed: Any
+class Elasticity(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _init_elastic(self, config: Config) -> None:
         #: dynamic mode's bounds (--max-workers given), else None: a fixed-size pool

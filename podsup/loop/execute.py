@@ -13,31 +13,15 @@ import concurrent.futures
 from typing import Any
 
 from podsup.core import commands
-from podsup.core.config import MAX_WORKERS, Config
+from podsup.core.config import MAX_WORKERS
 from podsup.core.states import WorkerState
 from podsup.host import spawn
-from podsup.host.output import Log
-from podsup.host.system import System
-from podsup.loop.table import Slot, Worker
+from podsup.loop.state import LoopState
+from podsup.loop.table import Slot
 
 
-class CommandExecution:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    config: Config
-    system: System
-    log: Log
-    slots: dict[int, Slot]
-    workers: dict[int, Worker]
-    desired: int
-    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
-    draining: bool
-    stopping: bool
-    drain_signal_at: float | None
-    drain_why: str | None
-    lingering: dict[int, float]
-    reload_queue: collections.deque[int]
-    reload_slot: int | None
+class CommandExecution(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _execute(self, command: Any, future: concurrent.futures.Future) -> None:
         if not future.set_running_or_notify_cancel():

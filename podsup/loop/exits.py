@@ -12,35 +12,14 @@ import signal
 from typing import Any
 
 from podsup.core import policy
-from podsup.core.config import Config
 from podsup.core.states import WorkerState
-from podsup.host.cgroup import OomCounter
-from podsup.host.output import Log
-from podsup.host.system import ExitStatus, System
+from podsup.host.system import ExitStatus
+from podsup.loop.state import LoopState
 from podsup.loop.table import Slot, Worker
 
 
-class Exits:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    config: Config
-    system: System
-    log: Log
-    oom: OomCounter
-    extensions: list[Any]
-    slots: dict[int, Slot]
-    workers: dict[int, Worker]
-    draining: bool
-    stopping: bool
-    killed_any: bool
-    lingering: dict[int, float]
-    crash: policy.CrashWindow
-    crash_loop: bool
-    crash_loop_since: float | None
-    desired: int
-    _fatal_logged: bool = False
-    orphans_reaped: int
-    exits: Any
+class Exits(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _on_exit(self, status: ExitStatus) -> None:
         known = self.workers.get(status.pid)

@@ -30,9 +30,8 @@ from typing import Any
 from podsup.core.plugin import Extension
 from podsup.core.protocol import MalformedReport, parse_report
 from podsup.core.states import WorkerState
-from podsup.host.output import Log
 from podsup.host.reports import datagram_queue_limit
-from podsup.host.system import System
+from podsup.loop.state import LoopState
 from podsup.loop.table import Worker
 
 #: Distinct queue names workers may report (each is one podsup_queue_depth series).
@@ -56,14 +55,8 @@ def batch_pause(most: int, since: float, limit: int, longest: float = REPORT_BAT
     return min(longest, limit / 4 * since / most)
 
 
-class ReportIntake:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    workers: dict[int, Worker]
-    extensions: list[Any]
-    system: System
-    log: Log
-    _selector: Any
+class ReportIntake(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _init_intake(self) -> None:
         #: queue name -> (depth, monotonic time of the report) from workers' `queue` reports

@@ -8,34 +8,17 @@ lock-free, measurement-free read /readyz makes per request.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import podsup
-from podsup.core.config import Config
 from podsup.core.health import HealthView, liveness, readiness
 from podsup.core.snapshot import PoolSnapshot, WorkerSnapshot
 from podsup.core.states import PoolState, WorkerState
 from podsup.host.procfs import UsageMeter
-from podsup.host.system import System
-from podsup.loop.table import Slot, Worker
+from podsup.loop.state import LoopState
 
 
-class PoolView:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    config: Config
-    system: System
-    slots: dict[int, Slot]
-    workers: dict[int, Worker]
-    desired: int
-    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
-    draining: bool
-    stopping: bool
-    crash_loop: bool
-    crash_loop_for: Any    #: (now) -> seconds of the current storm or None (podsup.loop.exits)
-    crash_loop_fatal: Any  #: (now) -> the storm fails liveness now (podsup.loop.exits)
-    exit_code: int | None
-    _lock: Any
+class PoolView(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _init_view(self) -> None:
         self._meter = UsageMeter()
@@ -47,7 +30,7 @@ class PoolView:
         cheap enough for a health check every second.
         """
         with self._lock:
-            now, wall = self.system.monotonic(), self.system.wall()
+            now = self.system.monotonic()
             rows = []
             for slot in sorted(self.slots.values(), key=lambda s: s.id):
                 if slot.current is None:

@@ -16,9 +16,7 @@ import signal
 from typing import Any
 
 from podsup.core import policy
-from podsup.host.output import Log
-from podsup.host.system import System
-from podsup.loop.table import Worker
+from podsup.loop.state import LoopState
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -36,18 +34,8 @@ IGNORED = tuple(s for s in (getattr(signal, n, None) for n in (
     if s is not None) + tuple(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
 
 
-class SignalDispatch:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    workers: dict[int, Worker]
-    system: System
-    log: Log
-    desired: int
-    bounds: Any  #: podsup.core.sizing.Bounds in dynamic mode, else None
-    draining: bool
-    stopping: bool
-    drain_why: str | None
-    _wake_w: int
+class SignalDispatch(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _init_signals(self) -> None:
         self._signals: collections.deque[int] = collections.deque()

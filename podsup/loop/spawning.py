@@ -8,32 +8,16 @@ from __future__ import annotations
 
 import os
 import selectors
-from typing import Any, Callable
 
 from podsup import names
-from podsup.core.config import Config
-from podsup.host.output import LinePump, Log
-from podsup.host.reports import ReportSocket, ReportSockets
-from podsup.host.system import System
+from podsup.host.output import LinePump
+from podsup.host.reports import ReportSocket
+from podsup.loop.state import LoopState
 from podsup.loop.table import Slot, Worker
 
 
-class Spawning:
-    """Mixed into the Arbiter; what it uses of the loop is annotated below."""
-
-    config: Config
-    system: System
-    log: Log
-    extensions: list[Any]
-    slots: dict[int, Slot]
-    workers: dict[int, Worker]
-    desired: int
-    restarts: Any
-    preload: Callable[[], object] | None
-    keep_fds: frozenset[int]
-    reports: ReportSockets | None
-    _selector: Any
-    _pumps: dict[int, LinePump]
+class Spawning(LoopState):
+    """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _worker_env(self, slot: Slot, report_path: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
