@@ -11,7 +11,9 @@ Run by a task per pool with a queue or with autoscaling on
 3. scrapes the pool's ready pods (the scrape the HPA's Pods metrics share)
    and sets their ``controller.kubernetes.io/pod-deletion-cost`` so a
    scale-in removes the idlest pods first (:mod:`.scale_in`);
-4. writes ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
+4. writes ``status.live`` (the pods' figures summed, :mod:`..live_status`)
+   when they moved beyond a hysteresis, at most every 10 s, and
+   ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
    conditions (through the shared ``set_condition``, other writers' types
    untouched) only when they change, and posts Events when metrics become
    unreadable or readable again and on scale to/from zero.
@@ -33,7 +35,7 @@ from typing import Any, Callable
 
 from podsup import names
 
-from .. import crd, scale_to_zero
+from .. import crd, live_status, scale_to_zero
 from ..conditions import FALSE, TRUE, UNKNOWN, get_condition, now_rfc3339, set_condition
 from .provider import MetricsProvider
 from .scale_in import DeletionCoster
@@ -66,6 +68,10 @@ class PoolPoller:
         self._last_depth_write = -1e18
         self.last_reading: QueueReading | None = None
         self.coster = DeletionCoster(namespace, kube, monotonic)
+        self.restarts = live_status.RestartWindow()
+        self.live_throttle = live_status.Throttle()
+        #: status.live of the last scrape (None: unknown, nothing to write)
+        self.live: dict | None = None
 
     # --- 1. the broker ---------------------------------------------------------
 
@@ -124,15 +130,21 @@ class PoolPoller:
             self.emit(transition.event.type, transition.event.reason, transition.event.message)
         return transition
 
-    # --- 2b. the live scrape: scale-in order --------------------------------------
+    # --- 2b. the live scrape: scale-in order, status.live ------------------------
 
     async def _live(self) -> None:
-        """Scrape the pool's ready pods (cached: shared with the HPA's asks)
-        and set their deletion cost (:mod:`.scale_in`)."""
+        """Scrape the pool's ready pods (cached: shared with the HPA's asks),
+        set their deletion cost (:mod:`.scale_in`) and compute ``status.live``
+        (:mod:`..live_status`; None when no pod could be read)."""
+        self.live = None
         try:
             pods = await self.provider.list_pods(self.namespace, f"{names.POOL_LABEL}={self.name}")
             found, _ = targets(pods)
             scrapes = await self.provider.scraper.scrape_all(found)
+            read = {t.name: s.figures for t, s in scrapes if s.error is None and s.figures is not None}
+            if read or not found:
+                restarts = self.restarts.observe(self._mono(), {pod: f.restarts for pod, f in read.items()})
+                self.live = live_status.aggregate(read.values(), restarts)
             await self.coster.run(pods, scrapes)
         except Exception as exc:  # noqa: BLE001 - the queue and status work of the tick go on
             log.warning("pool %s/%s: live scrape failed: %s: %s", self.namespace, self.name,
@@ -176,6 +188,10 @@ class PoolPoller:
             crossing = (depth == 0) != (old_depth == 0) or depth is None or old_depth is None
             if patch or crossing or self._mono() - self._last_depth_write >= QUEUE_DEPTH_WRITE_INTERVAL:
                 patch["queueDepth"] = depth  # None removes the field: no stale backlog shown
+        old_live = current.get("live") or {}
+        live = self.live_throttle.due(old_live, self.live, self._mono())
+        if live is not None:
+            patch["live"] = {**live, **{k: None for k in old_live if k not in live}}  # merge patch: None removes
         if not patch:
             return
         version = (body.get("metadata") or {}).get("resourceVersion")
@@ -184,6 +200,8 @@ class PoolPoller:
             return
         if "queueDepth" in patch:
             self._last_depth_write = self._mono()
+        if "live" in patch:
+            self.live_throttle.wrote(self._mono())
         if old_metrics is None or old_metrics.get("status") != status:
             if status == FALSE:
                 self.emit("Warning", "MetricsUnavailable", message)

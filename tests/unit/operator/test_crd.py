@@ -46,8 +46,10 @@ def test_crd_names_subresources_and_printer_columns():
         "labelSelectorPath": ".status.selector"}}
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns == {"Ready": ".status.readyReplicas", "Replicas": ".status.replicas",
-                       "Workers": ".status.workers", "Queue": ".status.queueDepth",
+                       "Workers": ".status.workers", "Busy": ".status.live.workers.busy",
+                       "RPS": ".status.live.requestsPerSecond", "Queue": ".status.queueDepth",
                        "Age": ".metadata.creationTimestamp"}
+    assert list(columns).index("Busy") == list(columns).index("Workers") + 1
 
 
 FORBIDDEN = {"$ref", "definitions", "dependencies", "additionalItems", "patternProperties", "id", "$schema",
