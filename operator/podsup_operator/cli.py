@@ -96,6 +96,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--tls-cert-file", help="serving certificate (PEM) of the metrics API; its CA is the "
                                              "APIService caBundle (default: a self-signed one)")
     run.add_argument("--tls-key-file", help="private key (PEM) of --tls-cert-file")
+    run.add_argument("--tls-secret", metavar="NAME",
+                     help="keep the metrics API's CA and serving certificate in this Secret of the operator's "
+                          "namespace: created once, renewed before expiry (instead of --tls-cert-file)")
+    run.add_argument("--apiservice", action="append", default=[], metavar="NAME",
+                     help="APIService whose caBundle is set to --tls-secret's CA (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,7 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .metrics_api import handlers as metrics_api
 
     try:
-        metrics_api.configure(args.metrics_api, args.metrics_api_port, args.tls_cert_file, args.tls_key_file)
+        metrics_api.configure(args.metrics_api, args.metrics_api_port, args.tls_cert_file, args.tls_key_file,
+                              args.tls_secret, args.apiservice)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from podsup import names
 from tests.chart.conftest import CHART, SCENARIOS, find, one, operator_part, render, render_notes, scenario_values
 
 # Kinds from CRDs kubernetes-validate has no schema for (prometheus-operator).
-THIRD_PARTY = {"monitoring.coreos.com/v1"}
+THIRD_PARTY = {"monitoring.coreos.com/v1", "cert-manager.io/v1"}
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
 
 
@@ -34,7 +34,7 @@ def test_rendered_objects_are_valid_kubernetes(values):
     for obj in objects:
         template = obj.pop("__template__")
         if obj["apiVersion"] in THIRD_PARTY:
-            assert obj["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule"}, template
+            assert obj["kind"] in {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Issuer", "Certificate"}, template
             continue
         for version in KUBE_VERSIONS:
             try:

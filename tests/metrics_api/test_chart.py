@@ -5,15 +5,13 @@ with that certificate; the auth-delegator and authentication-reader bindings;
 the pollers' RBAC; and the off switch."""
 from __future__ import annotations
 
-import base64
-import datetime as dt
 
 import kubernetes_validate
 import pytest
-from cryptography import x509
 
 from podsup import names
 from podsup_operator import cli
+from podsup_operator.metrics_api import handlers
 from tests.chart.conftest import render
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -40,31 +38,37 @@ def test_objects_are_valid_kubernetes(default_objects):
         kubernetes_validate.validate(clean, kubernetes_validate.latest_version(), strict=True)
 
 
-def test_apiservices_trust_the_ca_that_signed_the_serving_certificate(default_objects):
-    (secret,) = mine(default_objects, "Secret")
+def test_nothing_is_generated_at_render_time(default_objects):
+    """Default: the operator keeps the certificate (--tls-secret) and sets the
+    caBundle; the chart renders no Secret and no caBundle, so two renders
+    are the same (no perpetual GitOps diff)."""
+    assert not mine(default_objects, "Secret")
+    assert all("caBundle" not in a["spec"] for a in mine(default_objects, "APIService"))
+    assert render(release="rel") == render(release="rel")
+
+
+def test_apiservices_point_at_the_service_the_operator_certifies(default_objects):
     (service,) = mine(default_objects, "Service")
     apiservices = {a["metadata"]["name"]: a for a in mine(default_objects, "APIService")}
     assert set(apiservices) == {"v1beta1.external.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"}
-    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
-    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    cert.verify_directly_issued_by(ca)
-    assert cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=365)
-    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     ns = service["metadata"]["namespace"]
     for api in apiservices.values():
-        spec = api["spec"]
-        assert spec["caBundle"] == secret["data"]["ca.crt"]
-        assert spec["service"] == {"name": service["metadata"]["name"], "namespace": ns,
-                                   "port": service["spec"]["ports"][0]["port"]}
-        assert f"{spec['service']['name']}.{ns}.svc" in sans
-        assert "insecureSkipTLSVerify" not in spec
+        assert api["spec"]["service"] == {"name": service["metadata"]["name"], "namespace": ns,
+                                          "port": service["spec"]["ports"][0]["port"]}
+        assert "insecureSkipTLSVerify" not in api["spec"]
     assert apiservices["v1beta1.external.metrics.k8s.io"]["spec"]["group"] == "external.metrics.k8s.io"
     assert apiservices["v1beta2.custom.metrics.k8s.io"]["spec"]["version"] == "v1beta2"
-
-
-def test_the_operator_serves_that_certificate_on_the_port_the_service_targets(default_objects):
     pod, container = operator_container(default_objects)
-    (secret,) = mine(default_objects, "Secret")
+    args = cli.build_parser().parse_args(container["args"])
+    assert args.tls_secret == f"{service['metadata']['name']}-tls" and not args.tls_cert_file
+    assert sorted(args.apiservice) == sorted(apiservices)  # the caBundle it sets
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[handlers.ENV_SERVICE] == service["metadata"]["name"]  # the certificate's names
+    assert "metrics-api-tls" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_the_operator_serves_on_the_port_the_service_targets(default_objects):
+    _, container = operator_container(default_objects)
     (service,) = mine(default_objects, "Service")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports[service["spec"]["ports"][0]["targetPort"]] == names.METRICS_API_POD_PORT
@@ -72,12 +76,37 @@ def test_the_operator_serves_that_certificate_on_the_port_the_service_targets(de
     assert service["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
     args = cli.build_parser().parse_args(container["args"])
     assert args.metrics_api and args.metrics_api_port == names.METRICS_API_POD_PORT
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    (volume,) = [n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
-    assert args.tls_cert_file == f"{mounts[volume]}/tls.crt" and args.tls_key_file == f"{mounts[volume]}/tls.key"
     # the Service routes to the pod only once the HTTPS listener is up
     assert container["readinessProbe"]["tcpSocket"]["port"] == service["spec"]["ports"][0]["targetPort"]
+
+
+@pytest.mark.parametrize("issuer", [{}, {"name": "corp-ca", "kind": "ClusterIssuer"}], ids=["own CA", "issuerRef"])
+def test_cert_manager_issues_the_certificate_and_injects_the_ca(issuer):
+    objects = render({"metricsApi": {"certManager": {"enabled": True, "issuerRef": issuer}}}, release="rel")
+    (service,) = mine(objects, "Service")
+    certificates = {c["metadata"]["name"]: c for c in mine(objects, "Certificate")}
+    serving = certificates[f"{service['metadata']['name']}-tls"]
+    ns = service["metadata"]["namespace"]
+    assert f"{service['metadata']['name']}.{ns}.svc" in serving["spec"]["dnsNames"]
+    if issuer:
+        assert serving["spec"]["issuerRef"]["name"] == "corp-ca" and len(certificates) == 1
+        assert not mine(objects, "Issuer")
+    else:
+        issuers = {i["metadata"]["name"]: i for i in mine(objects, "Issuer")}
+        ca_issuer = issuers[serving["spec"]["issuerRef"]["name"]]
+        ca_cert = certificates[[n for n in certificates if n.endswith("-ca")][0]]
+        assert ca_issuer["spec"]["ca"]["secretName"] == ca_cert["spec"]["secretName"] and ca_cert["spec"]["isCA"]
+    for api in mine(objects, "APIService"):
+        assert api["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            f"{ns}/{serving['metadata']['name']}"
+        assert "caBundle" not in api["spec"]
+    pod, container = operator_container(objects)
+    args = cli.build_parser().parse_args(container["args"])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    (volume,) = [v["name"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == serving["spec"]["secretName"]]
+    assert args.tls_cert_file == f"{mounts[volume]}/tls.crt" and not args.tls_secret
+    assert not mine(objects, "Role") or all(not r["metadata"]["name"].endswith("-certificate")
+                                            for r in mine(objects, "Role"))
 
 
 def test_delegated_auth_bindings_name_the_operator_serviceaccount(default_objects):
@@ -99,14 +128,18 @@ def expand(rules):
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
+def pollers_role(role) -> bool:
+    return not role["metadata"]["name"].endswith(("-events", "-certificate", "-apiservices"))
+
+
 def test_pollers_get_exactly_their_calls_cluster_wide_or_per_namespace(default_objects):
-    (role,) = mine(default_objects, "ClusterRole")
+    (role,) = [r for r in mine(default_objects, "ClusterRole") if pollers_role(r)]
     assert expand(role["rules"]) == POLLER_RULES
     objects = render({"operator": {"watchNamespaces": ["a", "b"]}})
-    roles = [r for r in mine(objects, "Role") if not r["metadata"]["name"].endswith("-events")]
+    roles = [r for r in mine(objects, "Role") if pollers_role(r)]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
     assert all(expand(r["rules"]) == POLLER_RULES for r in roles)
-    assert not mine(objects, "ClusterRole")
+    assert not [r for r in mine(objects, "ClusterRole") if pollers_role(r)]
 
 
 def test_poller_rules_match_the_calls_the_code_makes():
@@ -117,8 +150,9 @@ def test_poller_rules_match_the_calls_the_code_makes():
              "scale_deployment": ("apps", "deployments/scale", "patch"), "patch_pod": ("", "pods", "patch")}
     delegated = {"review_token", "review_access", "request_header_config", "patch_pool_status",
                  "post_event"}  # Events: the operator's roles (events create), and on its own Pod the -events Role
+    certificate = {"read_secret_data", "write_secret_data", "set_apiservice_ca_bundle"}  # -certificate, -apiservices
     public = {m for m in vars(kube.Kube) if not m.startswith("_")}
-    assert public == set(calls) | delegated, "Kube grew a call: add its RBAC to the chart and here"
+    assert public == set(calls) | delegated | certificate, "Kube grew a call: add its RBAC to the chart and here"
     assert set(calls.values()) == POLLER_RULES
 
 
@@ -179,3 +213,22 @@ def test_events_on_the_operator_pod_are_allowed_in_its_namespace(watched, needs_
     (binding,) = [o for o in mine(objects, "RoleBinding") if o["metadata"]["name"] == role["metadata"]["name"]]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == dep["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+def test_the_managed_certificate_reaches_only_its_secret_and_the_charts_apiservices(default_objects):
+    (service,) = mine(default_objects, "Service")
+    secret = f"{service['metadata']['name']}-tls"
+    (role,) = [r for r in mine(default_objects, "Role") if r["metadata"]["name"].endswith("-certificate")]
+    assert role["metadata"]["namespace"] == service["metadata"]["namespace"]
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert named == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "update"]}]
+    assert [r for r in role["rules"] if not r.get("resourceNames")] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]  # create cannot name its object
+    (cluster,) = [r for r in mine(default_objects, "ClusterRole") if r["metadata"]["name"].endswith("-apiservices")]
+    (rule,) = cluster["rules"]
+    assert sorted(rule["resourceNames"]) == sorted(a["metadata"]["name"] for a in mine(default_objects, "APIService"))
+    assert rule["verbs"] == ["get", "patch"]
+    for values in ({"metricsApi": {"certManager": {"enabled": True}}},
+                   {"metricsApi": {"certificate": {"existingSecret": "my-tls", "caBundle": "Q0E="}}}):
+        objects = render(values)
+        assert not [r for r in mine(objects) if r["metadata"]["name"].endswith(("-certificate", "-apiservices"))]

@@ -115,6 +115,23 @@ Helpers of the operator's metrics API (metrics-api-*.yaml).
 {{- printf "%s-metrics-api" (include "podsup-operator.fullname" . | trunc 51 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* The operator keeps the metrics API's certificate itself (--tls-secret): no existing Secret, no cert-manager. */}}
+{{- define "podsup-operator.metricsApi.managedCertificate" -}}
+{{- if and .Values.metricsApi.enabled (not .Values.metricsApi.certificate.existingSecret) (not .Values.metricsApi.certManager.enabled) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The APIServices the chart registers. */}}
+{{- define "podsup-operator.metricsApi.apiservices" -}}
+{{- if .Values.metricsApi.registerExternal }}
+- v1beta1.external.metrics.k8s.io
+{{- end }}
+{{- if .Values.metricsApi.registerCustom }}
+- v1beta2.custom.metrics.k8s.io
+{{- end }}
+{{- end -}}
+
 {{/* Name of the serving certificate Secret. */}}
 {{- define "podsup-operator.metricsApi.secretName" -}}
 {{- default (printf "%s-tls" (include "podsup-operator.metricsApi.name" .)) .Values.metricsApi.certificate.existingSecret -}}

@@ -37,7 +37,7 @@ import kopf
 from podsup import names
 
 from .. import config, metrics
-from . import certs, lifecycle
+from . import certs, lifecycle, serving_secret
 from .auth import Authenticator, RequestHeaderConfig
 from .authz import Authorizer
 from .kube import Kube, api_client
@@ -55,6 +55,9 @@ ENV_NAMESPACE = "POD_NAMESPACE"
 #: How often the front-proxy settings are re-read (the kube-apiserver rewrites
 #: the ConfigMap when its request-header CA rotates).
 REQUEST_HEADER_REFRESH_SECONDS = 60.0
+#: How often the serving certificate is checked: renewed in its Secret when due
+#: (serving_secret), reloaded when its files changed (cert-manager, another replica).
+CERTIFICATE_CHECK_SECONDS = 600.0
 #: Retries of a metrics API that did not start: 1 s, 2 s, 4 s … every 30 s.
 BACKOFF = lifecycle.Backoff(first=1.0, factor=2.0, cap=30.0)
 
@@ -66,6 +69,10 @@ class Settings:
     port: int = names.METRICS_API_PORT
     cert_file: str | None = None
     key_file: str | None = None
+    #: The operator-managed certificate: a Secret of its own namespace
+    #: (serving_secret), and the APIServices whose caBundle trusts it.
+    tls_secret: str | None = None
+    apiservices: list[str] = field(default_factory=list)
     #: Names for the self-signed fallback certificate (when no files are given).
     service: str = field(default_factory=lambda: os.environ.get(ENV_SERVICE, "podsup-operator-metrics-api"))
     namespace: str = field(default_factory=lambda: os.environ.get(ENV_NAMESPACE, "podsup-system"))
@@ -74,16 +81,22 @@ class Settings:
 SETTINGS = Settings()
 
 
-def configure(enabled: bool, port: int, cert_file: str | None, key_file: str | None) -> None:
+def configure(enabled: bool, port: int, cert_file: str | None, key_file: str | None,
+              tls_secret: str | None = None, apiservices: list[str] | None = None) -> None:
     """Apply ``podsup-operator run``'s metrics API flags (the port was
     checked by the parser, as every port flag is: ``cli.port``)."""
     if bool(cert_file) != bool(key_file):
         raise ValueError("--tls-cert-file and --tls-key-file go together")
+    if tls_secret and cert_file:
+        raise ValueError("--tls-secret (the operator keeps the certificate) and --tls-cert-file exclude each other")
+    if apiservices and not tls_secret:
+        raise ValueError("--apiservice needs --tls-secret (the CA whose bundle it is given)")
     for path in (cert_file, key_file):
         if path and not os.path.isfile(path):
             raise ValueError(f"metrics API TLS file {path!r} does not exist")
     SETTINGS.enabled, SETTINGS.port = enabled, port
     SETTINGS.cert_file, SETTINGS.key_file = cert_file, key_file
+    SETTINGS.tls_secret, SETTINGS.apiservices = tls_secret, list(apiservices or [])
 
 
 @dataclass
@@ -99,6 +112,10 @@ class Runtime:
     supervisor: asyncio.Task | None = None
     #: The self-signed fallback's files, made once (not again on every retry).
     self_signed: tuple[str, str] | None = None
+    #: The files served (the operator-managed Secret's are written here).
+    serving: tuple[str, str] | None = None
+    #: Picks up a renewed certificate (the Secret's, or new files) while serving.
+    renewer: asyncio.Task | None = None
     header_config_warned: bool = False
 
 
@@ -122,7 +139,25 @@ def reset() -> None:
     POLLERS = Pollers()
 
 
+def _managed_files(rt: Runtime) -> tuple[str, str]:
+    """The operator-managed certificate (created or renewed in its Secret,
+    the APIServices' caBundle set), written to files of our own."""
+    serving = serving_secret.ensure(rt.kube, SETTINGS.namespace, SETTINGS.tls_secret, SETTINGS.service,
+                                    SETTINGS.apiservices)
+    if rt.serving is None:
+        d = tempfile.mkdtemp(prefix="podsup-metrics-api-")
+        rt.serving = (os.path.join(d, "tls.crt"), os.path.join(d, "tls.key"))
+    certs.KeyPair(serving.cert_pem, serving.key_pem).write(*rt.serving)
+    return rt.serving
+
+
 def _serving_files(rt: Runtime) -> tuple[str, str]:
+    if SETTINGS.tls_secret:
+        try:
+            return _managed_files(rt)
+        except Exception as exc:  # noqa: BLE001 - a start failure like any other: reported, retried
+            raise lifecycle.StartError(f"its certificate Secret {SETTINGS.namespace}/{SETTINGS.tls_secret} "
+                                       f"cannot be read or written ({lifecycle.reason(exc)})") from exc
     if SETTINGS.cert_file and SETTINGS.key_file:
         return SETTINGS.cert_file, SETTINGS.key_file
     if rt.self_signed is None:
@@ -146,7 +181,7 @@ async def _start_server(rt: Runtime) -> int:
                         "front-proxy requests will be refused, bearer tokens only", lifecycle.reason(exc))
             rt.header_config_warned = True
         header_config = RequestHeaderConfig()
-    cert_file, key_file = _serving_files(rt)
+    cert_file, key_file = await asyncio.to_thread(_serving_files, rt)
     try:
         ctx = tls_context(cert_file, key_file, header_config.client_ca_pem)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -157,7 +192,38 @@ async def _start_server(rt: Runtime) -> int:
     port = await api.start(SETTINGS.host, SETTINGS.port, ctx)
     rt.api, rt.port, rt.header_config = api, port, header_config
     rt.refresher = asyncio.create_task(_refresh_request_header(rt))
+    rt.renewer = asyncio.create_task(_renew_certificate(rt, cert_file, key_file))
     return port
+
+
+async def renew_certificate_once(rt: Runtime, cert_file: str, key_file: str, served: bytes) -> bytes:
+    """Renew the operator-managed certificate if due (serving_secret.plan),
+    and serve the files' certificate if it is not the one served (renewed
+    here, by another replica, or by cert-manager in a mounted Secret).
+    Returns what is served now."""
+    if SETTINGS.tls_secret:
+        await asyncio.to_thread(_managed_files, rt)
+    current = await asyncio.to_thread(_read_both, cert_file, key_file)
+    if current != served:
+        rt.api.reload_certificate(cert_file, key_file)
+        log.info("metrics API: serving the renewed certificate from %s", cert_file)
+    return current
+
+
+def _read_both(cert_file: str, key_file: str) -> bytes:
+    with open(cert_file, "rb") as c, open(key_file, "rb") as k:
+        return c.read() + k.read()
+
+
+async def _renew_certificate(rt: Runtime, cert_file: str, key_file: str) -> None:
+    served = await asyncio.to_thread(_read_both, cert_file, key_file)
+    while True:
+        await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
+        try:
+            served = await renew_certificate_once(rt, cert_file, key_file, served)
+        except Exception as exc:  # noqa: BLE001 - keep serving the current one; try again later
+            log.warning("metrics API: checking the serving certificate for renewal failed: %s",
+                        lifecycle.reason(exc))
 
 
 class StartReport:
@@ -244,6 +310,9 @@ async def stop_metrics_api(**_: Any) -> None:
     if rt is not None and rt.refresher is not None:
         rt.refresher.cancel()
         rt.refresher = None
+    if rt is not None and rt.renewer is not None:
+        rt.renewer.cancel()
+        rt.renewer = None
     if rt is not None and rt.api is not None:
         await rt.api.stop()
         rt.api = None

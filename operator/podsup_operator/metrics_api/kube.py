@@ -163,3 +163,56 @@ class Kube:
                 return False
             raise
         return True
+
+    # --- the operator-managed serving certificate (serving_secret) -----------
+
+    def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, bytes] | None, str | None]:
+        """(decoded data, resourceVersion) of a Secret, or (None, None) if there is none."""
+        try:
+            secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False,
+                                                            _request_timeout=TIMEOUT))
+        except self.ApiException as exc:
+            if exc.status == 404:
+                return None, None
+            raise
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        return data, secret["metadata"]["resourceVersion"]
+
+    def write_secret_data(self, namespace: str, name: str, data: dict[str, bytes], resource_version: str | None) -> bool:
+        """Create the Secret (no resource_version) or replace it at that
+        version; False when another writer got there first (409)."""
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": names.FIELD_MANAGER}},
+                "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+        try:
+            if resource_version is None:
+                self.core.create_namespaced_secret(namespace, body, _preload_content=False, _request_timeout=TIMEOUT)
+            else:
+                body["metadata"]["resourceVersion"] = resource_version
+                self.core.replace_namespaced_secret(name, namespace, body, _preload_content=False,
+                                                    _request_timeout=TIMEOUT)
+        except self.ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def set_apiservice_ca_bundle(self, name: str, ca_bundle_pem: bytes) -> bool:
+        """Make the APIService trust ``ca_bundle_pem``; True if it changed,
+        False if it already did or there is no such APIService (not registered)."""
+        import kubernetes
+
+        api = kubernetes.client.ApiregistrationV1Api(self.client)
+        wanted = base64.b64encode(ca_bundle_pem).decode()
+        try:
+            current = _json(api.read_api_service(name, _preload_content=False, _request_timeout=TIMEOUT))
+        except self.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        if (current.get("spec") or {}).get("caBundle") == wanted:
+            return False
+        api.patch_api_service(name, {"spec": {"caBundle": wanted}}, _content_type="application/merge-patch+json",
+                              _preload_content=False, _request_timeout=TIMEOUT)
+        return True

@@ -66,6 +66,12 @@ class MetricsAPI:
             self._ssl.verify_mode = ssl.CERT_OPTIONAL
         self.authn.rotate(config)
 
+    def reload_certificate(self, cert_file: str, key_file: str) -> None:
+        """Serve a renewed certificate: new handshakes use it at once (the
+        SSLContext is the listener's own), connections open stay as they are."""
+        if self._ssl is not None:
+            self._ssl.load_cert_chain(cert_file, key_file)
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
