@@ -39,7 +39,7 @@ MAX_REPORTED_QUEUES = 64
 #: A worker-reported queue depth expires this long after its last report.
 QUEUE_REPORT_TTL = 60.0
 #: The longest pause (seconds) of the report sockets after a batch was read.
-REPORT_BATCH = 0.01
+REPORT_BATCH = 0.025
 
 
 def batch_pause(most: int, since: float, limit: int, longest: float = REPORT_BATCH) -> float:
