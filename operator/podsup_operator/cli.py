@@ -1,5 +1,5 @@
 """``podsup-operator``: ``run`` the operator, ``render`` a WorkerPool offline,
-print the ``crd``.
+print the ``crd``, show a pool's live ``status`` (:mod:`.status_cmd`).
 
 Handler modules are imported from HANDLER_MODULES only when ``run`` starts,
 so adding a module (e.g. the metrics API) is a one-line edit, and ``render``
@@ -23,7 +23,7 @@ import yaml
 
 from podsup import names
 
-from . import config
+from . import config, status_cmd
 from .metrics_api.lifecycle import describe
 
 #: Exit code of bad input (flags, files, environment), as ``podsup``'s.
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--operator-image", type=image, default=config.default_operator_image(),
                         help=f"image of the init container (env {config.ENV_OPERATOR_IMAGE}; default %(default)s)")
     sub.add_parser("crd", help="print the WorkerPool CustomResourceDefinition")
+    status_cmd.add_arguments(sub.add_parser("status", help="a pool's live workers, busy, RPS, queue per pod"))
     return parser
 
 
@@ -242,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "render": cmd_render, "crd": cmd_crd}[args.command]
+    handler = {"run": cmd_run, "render": cmd_render, "crd": cmd_crd, "status": status_cmd.run}[args.command]
     try:
         return handler(args)
     except ModuleNotFoundError as exc:

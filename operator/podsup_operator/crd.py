@@ -16,6 +16,7 @@ from podsup.core.config import MAX_DURATION
 
 from . import core_pod_types as core_pod
 from . import core_types as core
+from .crd_live import LIVE_STATUS
 from .schema import Schema, array, boolean, integer, number, obj, string
 
 #: The longest duration podsup run takes (podsup.core.config.MAX_DURATION), in whole seconds.
@@ -319,23 +320,7 @@ STATUS = obj(
         "selector": string("Label selector of the pods (for the scale subresource and the HPA)."),
         "workers": integer("Worker processes in ready pods (processes x readyReplicas)."),
         "queueDepth": integer("Last observed queue depth."),
-        "live": obj(
-            "Live figures of the pool, summed over its ready pods from the operator's scrape of their podsup "
-            "/metrics (pools with a queue or autoscaling). Rewritten only when a figure moved beyond a small "
-            "hysteresis, at most every 10 s.",
-            {
-                "pods": integer("Ready pods whose podsup was read."),
-                "workers": obj("Worker processes of the ready pods.", {
-                    "desired": integer("Workers podsup aims for (its desired count)."),
-                    "running": integer("Workers starting, idle or busy."),
-                    "busy": integer("Workers inside a job or request."),
-                    "idle": integer("Workers ready for one."),
-                }),
-                "requestsPerSecond": number("Requests or jobs finished per second, summed (30 s window)."),
-                "busyRatio": number("busy / running, 0..1."),
-                "queueDepth": integer("Queue depth the pods' podsup report (absent when none does)."),
-                "restarts": integer("Worker restarts in the last 10 minutes."),
-            }),
+        "live": LIVE_STATUS,
         "conditions": array("Ready, Progressing, Degraded, ScalingActive and conditions of other writers.",
                             CONDITION, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
     },

@@ -52,6 +52,13 @@ def api_classes() -> list[type]:
 
 API_CLASSES = api_classes()
 
+#: Modules that run with the *user's* credentials (``podsup-operator status``
+#: reads a pool, lists its pods and scrapes them through the pod proxy), never
+#: as the operator: their calls are documented for the user's role instead
+#: of being granted to the operator's ServiceAccount.
+USER_SIDE = {"operator/podsup_operator/pool_fetch.py"}
+USER_SIDE_CALLS = {(names.API_GROUP, names.PLURAL, "get"), ("", "pods", "list"), ("", "pods/proxy", "get")}
+
 
 def client_method(name: str):
     for cls in API_CLASSES:
@@ -95,12 +102,14 @@ def resolve(node: ast.expr) -> str:
     raise AssertionError(f"cannot resolve {ast.unparse(node)} to a string: name the group/plural by podsup.names")
 
 
-def code_calls() -> tuple[set[tuple[str, str, str]], list[str]]:
+def code_calls(user_side: bool = False) -> tuple[set[tuple[str, str, str]], list[str]]:
     """(permissions of the typed calls, where raw call_api is used). A client
     method counts whether called (``api.read_x(...)``) or handed to a call
     (``asyncio.to_thread(api.read_x, ...)``: its arguments follow it)."""
     perms, raw = set(), []
     for path in sorted(PACKAGE.rglob("*.py")):
+        if (str(path.relative_to(ROOT)) in USER_SIDE) != user_side:
+            continue
         tree = ast.parse(path.read_text(), str(path))
         args_of: dict[int, list[ast.expr]] = {}
         for node in ast.walk(tree):
@@ -151,6 +160,14 @@ def test_the_scan_finds_the_calls_we_know_of(calls):
     assert ("", "secrets", "get") in perms                    # queue.urlSecretRef
     assert ("apps", "deployments/scale", "patch") in perms    # scale to zero
     assert (names.API_GROUP, f"{names.PLURAL}/status", "patch") in perms
+
+
+def test_the_status_command_calls_only_what_its_docs_ask_of_the_user():
+    perms, raw = code_calls(user_side=True)
+    assert perms == USER_SIDE_CALLS and not raw
+    doc = (ROOT / "docs" / "scale-in-and-live-status.md").read_text()
+    assert "`pods/proxy` `get`" in doc and "`workerpools` `get`" in doc and "`pods` `list`" in doc
+    assert ("", "pods/proxy", "get") not in granted_to_operator(render())  # not the operator's
 
 
 def test_raw_api_calls_only_in_cluster_api(calls):
