@@ -97,3 +97,18 @@ def test_a_resync_leaves_the_live_figures_alone():
     pool["status"] = {**compute_status(pool, deployment, None, None, now),
                       "live": ls.aggregate([PodFigures(running=2, busy=1, idle=1)], 0)}
     assert status_patch(pool["status"], compute_status(pool, deployment, None, None, now)) == {}
+
+
+def test_one_parse_gives_the_hpa_values_and_the_figures():
+    import pytest
+
+    from podsup_operator.metrics_api.sources.figures import parse_page
+    from podsup_operator.metrics_api.sources.pods import PodScraper, parse_exposition
+
+    text = ("# TYPE podsup_busy_ratio gauge\npodsup_busy_ratio 0.5\n"
+            "# TYPE podsup_workers gauge\npodsup_workers{state=\"busy\"} 1\n")
+    values, figures = parse_page(text, PodScraper.METRICS)
+    assert values == parse_exposition(text, PodScraper.METRICS) == {"podsup_busy_ratio": 0.5}
+    assert figures.busy == 1
+    with pytest.raises(ValueError):
+        parse_page("this is { not exposition", PodScraper.METRICS)

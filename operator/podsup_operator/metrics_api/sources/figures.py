@@ -10,6 +10,7 @@ prometheus_client's parser (never by hand).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,6 +40,13 @@ class PodFigures:
 
 def parse_figures(text: str) -> PodFigures:
     """The figures in one podsup exposition; absent families count as 0."""
+    return parse_page(text, ())[1]
+
+
+def parse_page(text: str, wanted: Iterable[str]) -> tuple[dict[str, float], PodFigures]:
+    """One parse for both uses of a scrape: the ``wanted`` unlabelled gauges
+    that are present (the HPA's values; a missing one stays missing) and the
+    figures (the parser costs ~0.8 ms for an 8-worker page: not twice)."""
     states: dict[str, float] = {}
     single: dict[str, float] = {}
     rss = restarts = 0.0
@@ -59,7 +67,8 @@ def parse_figures(text: str) -> PodFigures:
                 depth = (depth or 0.0) + s.value
             elif not s.labels:
                 single[s.name] = float(s.value)
-    return PodFigures(
+    values = {name: single[name] for name in wanted if name in single}
+    return values, PodFigures(
         desired=int(single.get(f"{P}workers_desired", 0)),
         running=int(single.get(f"{P}workers_running", 0)),
         busy=int(states.get("busy", 0)), idle=int(states.get("idle", 0)),

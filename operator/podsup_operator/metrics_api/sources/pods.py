@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import names
 
-from .figures import PodFigures, parse_figures
+from .figures import PodFigures, parse_page
 
 #: The pod-list seam: (namespace, label selector string) → pod dicts (API JSON).
 PodLister = Callable[[str, str], Awaitable[list[dict]]]
@@ -133,8 +133,7 @@ class PodScraper:
             except aiohttp.ClientError as exc:
                 return Scrape(self._clock(), error=f"pod {target.name}: {target.url}: {type(exc).__name__}: {exc}")
         try:
-            values = parse_exposition(text, self.METRICS)
-            figures = parse_figures(text)
+            values, figures = parse_page(text, self.METRICS)
         except ValueError as exc:
             return Scrape(self._clock(), error=f"pod {target.name}: unparsable /metrics: {exc}")
         return Scrape(self._clock(), values=values, figures=figures)
