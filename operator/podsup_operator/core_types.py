@@ -239,3 +239,13 @@ def count_or_percent(desc: str) -> Schema:
     return int_or_string(desc, minimum=0, maximum=INT32_MAX, pattern=PERCENT_OR_COUNT)
 
 
+
+
+#: A WorkerPool rule (on spec): an integer disruption.minAvailable not below the smallest the pool runs
+#: (autoscaling.minReplicas, or replicas) keeps every pod of it, which blocks every node drain.
+MIN_AVAILABLE_BELOW_SMALLEST_POOL = (
+    "!has(self.disruption) || !has(self.disruption.minAvailable) || type(self.disruption.minAvailable) != int || "
+    "self.disruption.minAvailable == 0 || self.disruption.minAvailable < (has(self.autoscaling) && "
+    "self.autoscaling.enabled ? self.autoscaling.minReplicas : self.replicas)",
+    "disruption.minAvailable must be less than autoscaling.minReplicas (replicas without autoscaling): a budget "
+    "that keeps every pod of the smallest pool blocks every node drain (use maxUnavailable)")

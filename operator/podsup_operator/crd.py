@@ -280,12 +280,7 @@ SPEC = obj(
         (f"!has(self.volumeMounts) || has(self.supervisor.preload) || self.volumeMounts.all(m, "
          f"m.mountPath != '{names.SHARED_BIN_DIR}')",
          f"volumeMounts[].mountPath {names.SHARED_BIN_DIR} is where the podsup binary is mounted"),
-        ("!has(self.disruption) || !has(self.disruption.minAvailable) || type(self.disruption.minAvailable) != int "
-         "|| self.disruption.minAvailable == 0 || self.disruption.minAvailable < "
-         "(has(self.autoscaling) && has(self.autoscaling.enabled) && self.autoscaling.enabled "
-         "? self.autoscaling.minReplicas : self.replicas)",
-         "disruption.minAvailable must be less than autoscaling.minReplicas (replicas without autoscaling): a "
-         "budget that keeps every pod of the smallest pool blocks every node drain (use maxUnavailable)"),
+        core.MIN_AVAILABLE_BELOW_SMALLEST_POOL,
         ("!has(self.dynamicProcesses) || !has(self.supervisor.normalExitCodes) || "
          "size(self.supervisor.normalExitCodes) == 0",
          "dynamicProcesses and supervisor.normalExitCodes (job mode) cannot be combined"),

@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from podsup_operator.metrics_api import certs, handlers, serving_secret
+from podsup_operator.metrics_api import certs, handlers, renewal, serving_secret
 from podsup_operator.metrics_api.serving_secret import Serving, ensure, plan
 
 SVC, NS = "rel-podsup-operator-metrics-api", "podsup-system"
@@ -190,8 +190,8 @@ async def test_the_server_serves_the_secrets_certificate_and_a_renewal_without_r
         other = certs.issue(ca, f"{SVC}.{NS}.svc", dns=certs.service_dns_names(SVC, NS), days=365)
         fake.secret = {**fake.secret, "tls.crt": other.cert_pem, "tls.key": other.key_pem}
         fake.version += 1
-        served = await asyncio.to_thread(handlers._read_both, *rt.serving)
-        await handlers.renew_certificate_once(rt, *rt.serving, served)
+        served = await asyncio.to_thread(renewal.read_both, *rt.serving)
+        await renewal.renew_once(rt.api, *rt.serving, served, lambda: handlers._managed_files(rt))
         second = await asyncio.to_thread(served_certificate, port, ca.cert_pem)
         assert second.serial_number == other.cert.serial_number
     finally:

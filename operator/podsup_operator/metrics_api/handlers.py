@@ -37,7 +37,7 @@ import kopf
 from podsup import names
 
 from .. import config, metrics
-from . import certs, lifecycle, serving_secret
+from . import certs, lifecycle, renewal, serving_secret
 from .auth import Authenticator, RequestHeaderConfig
 from .authz import Authorizer
 from .kube import Kube, api_client
@@ -140,8 +140,7 @@ def reset() -> None:
 
 
 def _managed_files(rt: Runtime) -> tuple[str, str]:
-    """The operator-managed certificate (created or renewed in its Secret,
-    the APIServices' caBundle set), written to files of our own."""
+    """The managed certificate (created or renewed in its Secret, caBundle set), written to our files."""
     serving = serving_secret.ensure(rt.kube, SETTINGS.namespace, SETTINGS.tls_secret, SETTINGS.service,
                                     SETTINGS.apiservices)
     if rt.serving is None:
@@ -192,38 +191,9 @@ async def _start_server(rt: Runtime) -> int:
     port = await api.start(SETTINGS.host, SETTINGS.port, ctx)
     rt.api, rt.port, rt.header_config = api, port, header_config
     rt.refresher = asyncio.create_task(_refresh_request_header(rt))
-    rt.renewer = asyncio.create_task(_renew_certificate(rt, cert_file, key_file))
+    refresh = (lambda: _managed_files(rt)) if SETTINGS.tls_secret else None
+    rt.renewer = asyncio.create_task(renewal.run(api, cert_file, key_file, refresh, CERTIFICATE_CHECK_SECONDS))
     return port
-
-
-async def renew_certificate_once(rt: Runtime, cert_file: str, key_file: str, served: bytes) -> bytes:
-    """Renew the operator-managed certificate if due (serving_secret.plan),
-    and serve the files' certificate if it is not the one served (renewed
-    here, by another replica, or by cert-manager in a mounted Secret).
-    Returns what is served now."""
-    if SETTINGS.tls_secret:
-        await asyncio.to_thread(_managed_files, rt)
-    current = await asyncio.to_thread(_read_both, cert_file, key_file)
-    if current != served:
-        rt.api.reload_certificate(cert_file, key_file)
-        log.info("metrics API: serving the renewed certificate from %s", cert_file)
-    return current
-
-
-def _read_both(cert_file: str, key_file: str) -> bytes:
-    with open(cert_file, "rb") as c, open(key_file, "rb") as k:
-        return c.read() + k.read()
-
-
-async def _renew_certificate(rt: Runtime, cert_file: str, key_file: str) -> None:
-    served = await asyncio.to_thread(_read_both, cert_file, key_file)
-    while True:
-        await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
-        try:
-            served = await renew_certificate_once(rt, cert_file, key_file, served)
-        except Exception as exc:  # noqa: BLE001 - keep serving the current one; try again later
-            log.warning("metrics API: checking the serving certificate for renewal failed: %s",
-                        lifecycle.reason(exc))
 
 
 class StartReport:
