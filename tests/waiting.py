@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -36,3 +36,17 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
                 raise Timeout(f"timed out after {timeout}s waiting for {text}: {last_exc!r}") from last_exc
             raise Timeout(f"timed out after {timeout}s waiting for {text}")
         time.sleep(interval)
+
+
+async def stop_subprocess(proc: Any, grace: float = 30.0) -> None:
+    """Stop an asyncio child still running: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    import asyncio
+
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=grace)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()

@@ -12,6 +12,8 @@ import sys
 import aiohttp
 import pytest
 
+from tests.waiting import stop_subprocess
+
 from .helpers import FRONT_PROXY_CN, ReviewingEmulator, free_port, post, url
 
 pytestmark = [pytest.mark.kmock(cls=ReviewingEmulator), pytest.mark.timeout(120)]
@@ -56,11 +58,5 @@ async def test_run_serves_the_metrics_api_with_the_given_certificate(emulator, p
                              headers={"X-Remote-User": "mallory"}) as r:
                 assert r.status == 403
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=30)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_subprocess(proc)
         log.close()

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.waiting import stop_subprocess
+
 from .conftest import DEP, WP, ApplyingEmulator, pool_manifest
 from .test_handlers import raw, url
 
@@ -93,13 +95,7 @@ async def test_run_serves_liveness_and_metrics_and_reconciles(emulator: Any, tmp
             assert "podsup_operator_reconcile_duration_seconds_bucket" in text
             assert 'podsup_operator_writes_total{op="apply"}' in text
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=30)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_subprocess(proc)
         log.close()
     log_text = (tmp_path / "operator.log").read_text()
     assert '"message"' in log_text, "--log-format json did not produce JSON logs"

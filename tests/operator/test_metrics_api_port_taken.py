@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.waiting import stop_subprocess
+
 from .conftest import DEP, ApplyingEmulator, WP, pool_manifest
 from .test_cli_run import fetch, free_port, poll
 from .test_handlers import raw, url
@@ -112,13 +114,7 @@ async def test_a_taken_metrics_api_port_never_stops_reconciliation(emulator: Any
             assert len(pod_events(emulator, "MetricsAPIUnavailable")) == 1  # one per reason, not one per retry
     finally:
         taken.close()
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=30)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_subprocess(proc)
         log.close()
 
 
