@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from podsup import names
+from podsup_operator.builders.deployment import worker_command
 from podsup_operator.crd import workerpool_schema
 from podsup_operator.validation import apply_defaults
 
@@ -28,3 +29,15 @@ def make_pool(spec: dict[str, Any] | None = None, *, name: str = "jobs", namespa
 @pytest.fixture
 def pool_factory():
     return make_pool
+
+
+def flags(pool: dict) -> list[str]:
+    """The podsup run flags a pool's worker container gets (before the ``--``)."""
+    cmd = worker_command(pool)
+    return cmd[2:cmd.index("--")]
+
+
+def flag(pool: dict, name: str) -> str | None:
+    """The value of one podsup run flag, or None when the builder leaves it out."""
+    args = flags(pool)
+    return args[args.index(name) + 1] if name in args else None

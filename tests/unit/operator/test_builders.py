@@ -5,29 +5,18 @@ import pytest
 
 from podsup import names
 from podsup_operator.builders import desired_children
-from podsup_operator.builders.deployment import (CONTAINER_SECURITY, POD_SECURITY, PODSUP, build_deployment, queue_url,
-                                                 worker_command)
+from podsup_operator.builders.deployment import (CONTAINER_SECURITY, POD_SECURITY, PODSUP, build_deployment, queue_url)
 from podsup_operator.builders.hpa import build_hpa
 from podsup_operator.builders.pdb import build_pdb
 from podsup_operator.builders.service import build_service
 
-from .conftest import make_pool
+from .conftest import flag, flags, make_pool
 
 IMAGE = "registry.example/podsup-operator:1"
 
 
 def container(dep: dict) -> dict:
     return dep["spec"]["template"]["spec"]["containers"][0]
-
-
-def flags(pool: dict) -> list[str]:
-    cmd = worker_command(pool)
-    return cmd[2:cmd.index("--")]
-
-
-def flag(pool: dict, name: str) -> str | None:
-    args = flags(pool)
-    return args[args.index(name) + 1] if name in args else None
 
 
 def test_worker_runs_podsup_with_the_user_command_after_double_dash():

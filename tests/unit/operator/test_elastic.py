@@ -6,21 +6,10 @@ import pytest
 
 from podsup import names
 from podsup.cli.options import load
-from podsup_operator.builders.deployment import worker_command
 from podsup_operator.builders.hpa import build_hpa
 from podsup_operator.validation import InvalidWorkerPool, validate_workerpool
 
-from .conftest import make_pool
-
-
-def flags(pool: dict) -> list[str]:
-    cmd = worker_command(pool)
-    return cmd[2:cmd.index("--")]
-
-
-def flag(pool: dict, name: str) -> str | None:
-    args = flags(pool)
-    return args[args.index(name) + 1] if name in args else None
+from .conftest import flag, flags, make_pool
 
 
 DYNAMIC = {"min": 2, "max": 8, "spare": 1, "idleTimeoutSeconds": 30}

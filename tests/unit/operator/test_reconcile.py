@@ -330,7 +330,7 @@ def test_a_pool_parked_at_zero_without_autoscaling_stays_there():
 def test_a_field_dropped_from_the_spec_is_applied_away():
     """The live object still holds a field the spec no longer sets; only the
     applied-hash annotation tells the reconcile to apply (SSA then removes it)."""
-    api, (events, emit) = FakeApi(), events_recorder()
+    api, (_, emit) = FakeApi(), events_recorder()
     reconcile(make_pool({"pod": {"nodeSelector": {"disk": "ssd"}}}), api, IMAGE)
     live = api.objects[("Deployment", "jobs")]
     assert live["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
