@@ -6,7 +6,7 @@ from .schema import integer, number, obj
 
 LIVE_STATUS = obj(
     "Live figures of the pool, summed over its ready pods from the operator's scrape of their podsup "
-    "/metrics (pools with a queue or autoscaling). Rewritten only when a figure moved beyond a small "
+    "/metrics (every pool). Rewritten only when a figure moved beyond a small "
     "hysteresis, at most every 10 s.",
     {
         "pods": integer("Ready pods whose podsup was read."),

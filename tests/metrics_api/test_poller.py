@@ -232,6 +232,32 @@ async def test_a_pool_without_a_queue_is_unknown_until_its_pods_metrics_are_aske
     assert events == [("Warning", "MetricsUnavailable", c["message"])]
 
 
+def fixed_body() -> dict:
+    body = pool_body({})
+    del body["spec"]["queue"], body["spec"]["autoscaling"]
+    return body
+
+
+async def test_a_fixed_size_pool_gets_live_figures_and_no_metrics_condition(world, dead_port):
+    """No queue, no autoscaling: the scrape alone (status.live, deletion
+    cost), no MetricsAvailable (nothing reads its metrics; a stale one from
+    when it was autoscaled is removed), and a quiet pool is not rewritten."""
+    body = fixed_body()
+    body["status"]["conditions"].append({"type": METRICS_AVAILABLE, "status": "True", "reason": "MetricsReadable",
+                                         "message": "old", "lastTransitionTime": "2024-01-01T00:00:00Z"})
+    poller, kube, pods, registry, _, events, clock = world(body)
+    await poller.tick(kube.body)
+    assert kube.body["status"]["live"]["pods"] == 0 and kube.body["status"]["live"]["workers"]["running"] == 0
+    assert cond(kube.body, METRICS_AVAILABLE) is None and cond(kube.body, "Ready")["message"] == "m"
+    assert events == [] and registry.pools(NS) == {} and kube.scales == []
+    assert pods.calls == 1  # its pods were listed for the scrape
+    writes = len(kube.status_patches)
+    for _ in range(3):
+        clock.t += 60
+        await poller.tick(kube.body)
+    assert len(kube.status_patches) == writes and pods.calls == 4
+
+
 async def test_removing_the_queue_at_zero_replicas_scales_back_to_one_and_stops_serving_it(world, redis_server):
     queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
     body = pool_body(queue, min_replicas=0, cooldown=0)
@@ -285,14 +311,19 @@ async def test_pollers_follow_the_watch_start_refresh_and_stop(redis_server, mon
         assert pollers.tasks[(NS, "orders")] is task
         await until(lambda: kube.body["status"].get("queueDepth") == 2, "queueDepth from the newer body")
 
-        unscaled = {**kube.body, "spec": {"image": "x"}}  # no queue, no autoscaling: no poller
-        pollers.observe("MODIFIED", unscaled)
-        await until(task.done, "the poller to stop")
-        assert registry.pools(NS) == {} and not pollers.tasks
+        fixed = {**kube.body, "spec": {"image": "x"}}  # no queue, no autoscaling: still polled
+        pollers.observe("MODIFIED", fixed)
+        await until(lambda: registry.pools(NS) == {}, "the removed queue no longer served")
+        assert pollers.tasks[(NS, "orders")] is task and not task.done()
+
+        deleting = {**kube.body, "metadata": {**kube.body["metadata"], "deletionTimestamp": "2024-01-01T00:00:00Z"}}
+        pollers.observe("MODIFIED", deleting)
+        await until(task.done, "the poller of a pool being deleted to stop")
+        assert not pollers.tasks
 
         pollers.observe("ADDED", kube.body)
         await until(lambda: "orders" in registry.pools(NS), "a poller again")
         pollers.observe("DELETED", kube.body)
-        await until(lambda: registry.pools(NS) == {}, "the deleted pool forgotten")
+        await until(lambda: registry.pools(NS) == {} and not pollers.tasks, "the deleted pool forgotten")
     finally:
         await pollers.stop_all()

@@ -1,6 +1,5 @@
 """kopf wiring of the metrics API: the HTTPS server's lifetime and a poller
-task per WorkerPool with a queue or with autoscaling on (no kopf daemon: no
-finalizer on pools).
+task per WorkerPool (no kopf daemon: no finalizer on pools).
 
 :func:`register` puts the handlers into a kopf registry; importing
 :mod:`podsup_operator.metrics_api.kopf_handlers` (listed in the CLI's
@@ -18,9 +17,10 @@ handler before every startup activity succeeded). A failure is one log line,
 ``podsup_operator_metrics_api_up`` 0 plus a failure count on the operator's
 /metrics, and a Warning Event on the operator's own Pod (when POD_NAME and
 POD_NAMESPACE say which; out of a cluster there is no Pod, so the log line
-and the metrics are all); it is retried with capped exponential backoff. The pollers (one per pool with a queue or with autoscaling
-on) run whether or not the server is enabled (status
-and scale to zero need the queue depth either way). Settings come from
+and the metrics are all); it is retried with capped exponential backoff. The pollers (one per pool not
+being deleted: every pool gets live figures and deletion costs, a pool with
+a queue its broker reads) run whether or not the server is enabled (status
+and scale to zero need them either way). Settings come from
 ``podsup-operator run`` flags via :data:`SETTINGS`.
 """
 from __future__ import annotations
@@ -288,16 +288,10 @@ async def stop_metrics_api(**_: Any) -> None:
         rt.api = None
 
 
-def _needs_poller(spec: Any, **_: Any) -> bool:
-    """A queue to poll, or autoscaling whose metrics health (and a scale to
-    zero to undo after the queue is removed) belongs in the status."""
-    spec = spec or {}
-    return bool(spec.get("queue")) or bool((spec.get("autoscaling") or {}).get("enabled"))
-
-
 class Pollers:
-    """One asyncio task per WorkerPool that needs a poller, started and
-    stopped from the WorkerPool watch.
+    """One asyncio task per WorkerPool not being deleted, started and
+    stopped from the WorkerPool watch (a fixed-size pool too: its live
+    figures and its pods' deletion costs come from the poller's scrape).
 
     Not a ``kopf.daemon``: kopf puts a finalizer on every object a daemon
     runs for, so deleting such a pool (or its namespace) would hang whenever
@@ -312,7 +306,7 @@ class Pollers:
     def observe(self, event_type: str | None, body: dict) -> None:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
-        if event_type == "DELETED" or meta.get("deletionTimestamp") or not _needs_poller(body.get("spec")):
+        if event_type == "DELETED" or meta.get("deletionTimestamp"):
             self.bodies.pop(key, None)
             task = self.tasks.pop(key, None)
             if task is not None:

@@ -1,7 +1,8 @@
-"""One WorkerPool's queue poller: broker → registry, scale to zero, status.
+"""One WorkerPool's poller: broker → registry, scale to zero, the pods'
+scrape → deletion cost and ``status.live``, status.
 
-Run by a task per pool with a queue or with autoscaling on
-(``handlers``), one :meth:`tick` per ``queue.pollIntervalSeconds``. Each tick:
+Run by a task per pool (``handlers``; every pool not being deleted), one
+:meth:`tick` per ``queue.pollIntervalSeconds`` (5 s without a queue). Each tick:
 
 1. reads the queue depth from the broker (the probe is rebuilt when the queue
    settings or the Secret's URL change) into the registry the HTTPS API serves;
@@ -22,6 +23,9 @@ A pool without a queue (autoscaled on requests/s or busy workers only, or
 whose queue was just removed) gets the same ticks minus the broker: the
 ``MetricsAvailable`` condition then follows its Pods metrics (``Unknown``
 until the HPA has asked for one), and a scale to zero it had made is undone.
+A fixed-size pool (no queue, no autoscaling) has no metrics for anyone to
+read: its ticks are the scrape alone (deletion cost, ``status.live``), and a
+``MetricsAvailable`` condition left from before is removed.
 
 The Deployment is the pool's name (the builders name every child after the
 pool). Blocking client calls run in threads; decisions stay pure.
@@ -53,6 +57,12 @@ QUEUE_DEPTH_WRITE_INTERVAL = 10.0
 POD_HEALTH_MAX_AGE = 120.0
 
 Emit = Callable[[str, str, str], None]
+
+
+def has_metrics(spec: dict) -> bool:
+    """A queue to read or autoscaling on: metrics the HPA (or scale to zero)
+    reads, whose health the ``MetricsAvailable`` condition reports."""
+    return bool(spec.get("queue")) or bool((spec.get("autoscaling") or {}).get("enabled"))
 
 
 class PoolPoller:
@@ -173,8 +183,12 @@ class PoolPoller:
         now = now_rfc3339()
         conds = current.get("conditions") or []
         old_metrics = get_condition(conds, METRICS_AVAILABLE)
+        metered = has_metrics(body.get("spec") or {})
         status, reason, message = self._metrics_condition(reading)
-        conds = set_condition(conds, METRICS_AVAILABLE, status, reason, message, generation, now)
+        if metered:
+            conds = set_condition(conds, METRICS_AVAILABLE, status, reason, message, generation, now)
+        else:  # nothing reads this pool's metrics: no condition about them
+            conds = [c for c in conds if c.get("type") != METRICS_AVAILABLE]
         if transition is not None and transition.condition is not None:
             c = transition.condition
             conds = set_condition(conds, scale_to_zero.CONDITION_TYPE, c.status, c.reason, c.message,
@@ -202,7 +216,7 @@ class PoolPoller:
             self._last_depth_write = self._mono()
         if "live" in patch:
             self.live_throttle.wrote(self._mono())
-        if old_metrics is None or old_metrics.get("status") != status:
+        if metered and (old_metrics is None or old_metrics.get("status") != status):
             if status == FALSE:
                 self.emit("Warning", "MetricsUnavailable", message)
             elif status == TRUE and old_metrics is not None:
