@@ -9,7 +9,7 @@ operator imports it without pulling in the supervisor.
 #: Prefix of every metric podsup exports.
 METRIC_PREFIX = "podsup_"
 
-# --- metrics the HPA reads (contract: DESIGN.md, README "Metrics") ---------
+# --- metrics the HPA reads (contract: DESIGN.md, docs/metrics.md) ---------
 #: Gauge, per pod: requests (``done`` reports) per second over a rolling window.
 #: Served to the HPA as a ``Pods`` metric of this name.
 METRIC_REQUESTS_PER_SECOND = "podsup_requests_per_second"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the standalone podsup executable with PyInstaller (one file, no Python
-# needed where it runs; glibc needed, see README "The standalone binary").
+# needed where it runs; glibc needed, see docs/standalone-binary.md).
 #
 #   scripts/build-binary.sh [--deps | --builder] [--dist DIR]
 #

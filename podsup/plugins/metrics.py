@@ -13,7 +13,7 @@ Two sources, two mechanisms:
 
 :func:`build_registry` puts both (and the workers' own multiprocess metrics)
 into one CollectorRegistry that /metrics serves. Every name is listed with its
-type, labels and help in README "Metrics".
+type, labels and help in docs/metrics.md (a test compares it with /metrics).
 """
 from __future__ import annotations
 

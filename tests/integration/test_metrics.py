@@ -136,11 +136,12 @@ def test_a_taken_http_port_is_one_line():
             assert lines == [f"podsup run: invalid --http 127.0.0.1:{port}: cannot listen: Address already in use"]
 
 
-def readme_metrics() -> dict[str, tuple[str, str]]:
-    """name -> (type, help) from README's "Metrics" table (backticks dropped)."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+def documented_metrics() -> dict[str, tuple[str, str]]:
+    """name -> (type, help) from docs/metrics.md's "podsup's metrics" table
+    (backticks dropped)."""
+    with open(os.path.join(REPO, "docs", "metrics.md"), encoding="utf-8") as handle:
         text = handle.read()
-    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split("\n## podsup's metrics\n", 1)[1].split("\n## ", 1)[0]
     table = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -162,14 +163,14 @@ def exposed_metrics(body: str) -> dict[str, tuple[str, str]]:
     return {name: (types[name], helps[name]) for name in helps}
 
 
-def test_readme_lists_every_exported_metric_with_its_help():
+def test_docs_list_every_exported_metric_with_its_help():
     with PodsupProcess(["run", "--workers", "1", "--", sys.executable, worker("metrics_worker")]) as p:
         wait_for(lambda: (sample(p.http_port, "podsup_requests_total") or 0) > 0, timeout=60,
                  message="a done report in /metrics")
         body = http_get(p.http_port, "/metrics")[1]
-    exposed, documented = exposed_metrics(body), readme_metrics()
+    exposed, documented = exposed_metrics(body), documented_metrics()
     # counters are exposed as NAME_total in the text format's HELP/TYPE lines
-    assert sorted(exposed) == sorted(documented), "README's Metrics table and /metrics differ"
+    assert sorted(exposed) == sorted(documented), "docs/metrics.md's table and /metrics differ"
     for name, (kind, help_) in exposed.items():
         assert documented[name] == (kind, help_), name
 

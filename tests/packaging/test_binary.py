@@ -133,7 +133,7 @@ def test_orphans_of_workers_are_adopted_by_podsup_not_the_bootloader(run_binary)
 
 def test_binary_unpacks_into_tmpdir_while_it_runs(podsup_binary, tmp_path):
     """A one-file executable unpacks itself into $TMPDIR on every start and
-    removes that copy at exit (README: on a read-only root filesystem, give
+    removes that copy at exit (docs/standalone-binary.md: on a read-only root filesystem, give
     it a writable /tmp or TMPDIR)."""
     unpack = tmp_path / "unpack"
     unpack.mkdir()
