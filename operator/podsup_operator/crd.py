@@ -316,7 +316,9 @@ STATUS = obj(
         "workers": integer("Worker processes in ready pods (processes x readyReplicas)."),
         "queueDepth": integer("Last observed queue depth."),
         "live": LIVE_STATUS,
-        "conditions": array("Ready, Progressing, Degraded, ScalingActive and conditions of other writers.",
+        "conditions": array("Ready, Progressing, Degraded, ScalingActive (the reconcile); MetricsAvailable, "
+                            "ScaledToZero and WorkersCrashLooping (the pool's poller; True while a pod's podsup is "
+                            "in a crash storm, naming the pods and since when).",
                             CONDITION, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
     },
 )

@@ -20,4 +20,6 @@ LIVE_STATUS = obj(
         "busyRatio": number("busy / running, 0..1."),
         "queueDepth": integer("Queue depth the pods' podsup report (absent when none does)."),
         "restarts": integer("Worker restarts in the last 10 minutes."),
+        "crashLoopingPods": integer("Pods whose podsup is in a crash storm (ready or not; see the "
+                                    "WorkersCrashLooping condition)."),
     })

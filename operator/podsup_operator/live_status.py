@@ -4,7 +4,8 @@ From the scrape of the pool's ready pods (:mod:`.metrics_api.sources.figures`)
 the poller builds one object — workers ``{desired, running, busy, idle}``
 summed over the pods, ``requestsPerSecond`` (sum), ``busyRatio`` (busy ÷
 running), ``queueDepth`` (what the pods' podsup report; they probe the same
-queue, so the largest, not the sum) and ``restarts`` in the last 10 minutes —
+queue, so the largest, not the sum), ``restarts`` in the last 10 minutes and
+``crashLoopingPods`` (pods in a crash storm, ready or not) —
 shown by ``kubectl get wp`` (BUSY, RPS) and ``kubectl describe``.
 
 A status write is an update every WorkerPool watcher receives, so the object
@@ -27,8 +28,9 @@ RPS_ABSOLUTE, RPS_RELATIVE = 0.5, 0.10
 BUSY_RATIO_TOLERANCE = 0.05
 
 
-def aggregate(figures: Iterable[PodFigures], restarts: int) -> dict:
-    """The ``status.live`` object of one scrape of the pool's pods."""
+def aggregate(figures: Iterable[PodFigures], restarts: int, crash_looping: int = 0) -> dict:
+    """The ``status.live`` object of one scrape of the pool's pods (and the
+    count of its pods in a crash storm, ready or not: :mod:`.crash_storms`)."""
     figures = list(figures)
     running = sum(f.running for f in figures)
     busy = sum(f.busy for f in figures)
@@ -40,6 +42,7 @@ def aggregate(figures: Iterable[PodFigures], restarts: int) -> dict:
         "requestsPerSecond": round(sum(f.requests_per_second for f in figures), 2),
         "busyRatio": round(busy / running, 3) if running else 0.0,
         "restarts": int(restarts),
+        "crashLoopingPods": int(crash_looping),
     }
     if depths:
         live["queueDepth"] = int(max(depths))
@@ -50,7 +53,7 @@ def changed(old: dict | None, new: dict) -> bool:
     """True if ``new`` differs from the written ``old`` beyond the hysteresis."""
     if not old:
         return True
-    for key in ("pods", "restarts", "queueDepth", "workers"):
+    for key in ("pods", "restarts", "queueDepth", "workers", "crashLoopingPods"):
         if old.get(key) != new.get(key):
             return True
     old_rps, new_rps = float(old.get("requestsPerSecond") or 0), float(new.get("requestsPerSecond") or 0)

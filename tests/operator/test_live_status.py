@@ -11,11 +11,13 @@ from podsup_operator.status import compute_status, status_patch
 def test_aggregate_sums_the_pods():
     a = PodFigures(desired=4, running=4, busy=3, idle=1, requests_per_second=2.5, queue_depth=7)
     b = PodFigures(desired=4, running=3, busy=0, idle=3, requests_per_second=0.25, queue_depth=9)
-    live = ls.aggregate([a, b], restarts=2)
+    live = ls.aggregate([a, b], restarts=2, crash_looping=1)
     assert live == {"pods": 2, "workers": {"desired": 8, "running": 7, "busy": 3, "idle": 4},
-                    "requestsPerSecond": 2.75, "busyRatio": 0.429, "restarts": 2, "queueDepth": 9}
+                    "requestsPerSecond": 2.75, "busyRatio": 0.429, "restarts": 2, "queueDepth": 9,
+                    "crashLoopingPods": 1}
     assert ls.aggregate([], 0) == {"pods": 0, "workers": {"desired": 0, "running": 0, "busy": 0, "idle": 0},
-                                   "requestsPerSecond": 0.0, "busyRatio": 0.0, "restarts": 0}
+                                   "requestsPerSecond": 0.0, "busyRatio": 0.0, "restarts": 0,
+                                   "crashLoopingPods": 0}
 
 
 def test_changes_inside_the_hysteresis_are_not_written():
@@ -29,6 +31,7 @@ def test_changes_inside_the_hysteresis_are_not_written():
     assert ls.changed(old, {**old, "busyRatio": 0.56})
     assert ls.changed(old, {**old, "workers": {**old["workers"], "busy": 3}})
     assert ls.changed(old, {**old, "restarts": 1})
+    assert ls.changed(old, {**old, "crashLoopingPods": 1})
     assert ls.changed(None, old) and ls.changed({}, old)
 
 

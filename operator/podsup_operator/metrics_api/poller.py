@@ -11,13 +11,15 @@ Run by a task per pool (``handlers``; every pool not being deleted), one
    only replica writes the operator ever makes while autoscaling is on;
 3. scrapes the pool's ready pods (the scrape the HPA's Pods metrics share)
    and sets their ``controller.kubernetes.io/pod-deletion-cost`` so a
-   scale-in removes the idlest pods first (:mod:`.scale_in`);
+   scale-in removes the idlest pods first (:mod:`.scale_in`); scrapes its
+   Running pods that are not Ready too, for crash storms (:mod:`..crash_storms`);
 4. writes ``status.live`` (the pods' figures summed, :mod:`..live_status`)
    when they moved beyond a hysteresis, at most every 10 s, and
-   ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero``
-   conditions (through the shared ``set_condition``, other writers' types
-   untouched) only when they change, and posts Events when metrics become
-   unreadable or readable again and on scale to/from zero.
+   ``status.queueDepth`` and the ``MetricsAvailable`` / ``ScaledToZero`` /
+   ``WorkersCrashLooping`` conditions (through the shared ``set_condition``,
+   other writers' types untouched) only when they change, and posts Events
+   when metrics become unreadable or readable again, on scale to/from zero
+   and when a crash storm starts or ends.
 
 A pool without a queue (autoscaled on requests/s or busy workers only, or
 whose queue was just removed) gets the same ticks minus the broker: the
@@ -39,11 +41,11 @@ from typing import Any, Callable
 
 from podsup import names
 
-from .. import crd, live_status, scale_to_zero
+from .. import crash_storms, crd, live_status, scale_to_zero
 from ..conditions import FALSE, TRUE, UNKNOWN, get_condition, now_rfc3339, set_condition
 from .provider import MetricsProvider
 from .scale_in import DeletionCoster
-from .sources.pods import targets
+from .sources.pods import targets, unready_targets
 from .sources.queue import QueueProbe, QueueReading, QueueRegistry, QueueSpecError, broker_url, poll_interval
 
 log = logging.getLogger("podsup_operator.metrics_api")
@@ -82,6 +84,7 @@ class PoolPoller:
         self.live_throttle = live_status.Throttle()
         #: status.live of the last scrape (None: unknown, nothing to write)
         self.live: dict | None = None
+        self.crash_watch = crash_storms.CrashWatch()
 
     # --- 1. the broker ---------------------------------------------------------
 
@@ -145,16 +148,22 @@ class PoolPoller:
     async def _live(self) -> None:
         """Scrape the pool's ready pods (cached: shared with the HPA's asks),
         set their deletion cost (:mod:`.scale_in`) and compute ``status.live``
-        (:mod:`..live_status`; None when no pod could be read)."""
+        (:mod:`..live_status`; None when no pod could be read); scrape the
+        Running pods that are not Ready too, for crash storms
+        (:mod:`..crash_storms`: a storming podsup fails readiness)."""
         self.live = None
         try:
             pods = await self.provider.list_pods(self.namespace, f"{names.POOL_LABEL}={self.name}")
             found, _ = targets(pods)
-            scrapes = await self.provider.scraper.scrape_all(found)
+            scraped = await self.provider.scraper.scrape_all(found + unready_targets(pods))
+            scrapes = scraped[:len(found)]
             read = {t.name: s.figures for t, s in scrapes if s.error is None and s.figures is not None}
+            storms = self.crash_watch.observe(
+                crash_storms.readings(pods, {t.name: s.figures for t, s in scraped if s.error is None}),
+                self._mono(), self._wall())
             if read or not found:
                 restarts = self.restarts.observe(self._mono(), {pod: f.restarts for pod, f in read.items()})
-                self.live = live_status.aggregate(read.values(), restarts)
+                self.live = live_status.aggregate(read.values(), restarts, len(storms))
             await self.coster.run(pods, scrapes)
         except Exception as exc:  # noqa: BLE001 - the queue and status work of the tick go on
             log.warning("pool %s/%s: live scrape failed: %s: %s", self.namespace, self.name,
@@ -193,6 +202,10 @@ class PoolPoller:
             c = transition.condition
             conds = set_condition(conds, scale_to_zero.CONDITION_TYPE, c.status, c.reason, c.message,
                                   generation, now)
+        old_crash = get_condition(conds, crash_storms.CONDITION_TYPE)
+        crash = self.crash_watch.condition()
+        if crash is not None:
+            conds = set_condition(conds, crash_storms.CONDITION_TYPE, *crash, generation, now)
         patch: dict = {}
         if conds != (current.get("conditions") or []):
             patch["conditions"] = conds
@@ -221,6 +234,17 @@ class PoolPoller:
                 self.emit("Warning", "MetricsUnavailable", message)
             elif status == TRUE and old_metrics is not None:
                 self.emit("Normal", "MetricsAvailable", message)
+        self._crash_events(old_crash, crash)
+
+    def _crash_events(self, old: dict | None, new: tuple[str, str, str] | None) -> None:
+        """A Warning Event when a crash storm starts in the pool, a Normal one when it ends."""
+        was = (old or {}).get("status")
+        if new is None or new[0] == was:
+            return
+        if new[0] == TRUE:
+            self.emit("Warning", crash_storms.EVENT_STARTED, new[2])
+        elif was == TRUE:
+            self.emit("Normal", crash_storms.EVENT_ENDED, f"{crash_storms.CALM_MESSAGE} any more")
 
     # --- the tick ----------------------------------------------------------------
 

@@ -34,6 +34,10 @@ class PodFigures:
     queue_depth: float | None = None
     draining: bool = False
     crash_loop: bool = False
+    #: how long the storm has lasted (podsup_crash_loop_seconds), and whether
+    #: it fails liveness by now (podsup_crash_loop_unhealthy)
+    crash_loop_seconds: float = 0.0
+    crash_loop_unhealthy: bool = False
     #: exit kind ("exit 1", "signal SIGKILL", "oom") → count since podsup started
     exits: dict[str, int] = field(default_factory=dict, hash=False)
 
@@ -77,4 +81,5 @@ def parse_page(text: str, wanted: Iterable[str]) -> tuple[dict[str, float], PodF
         busy_ratio=single.get(names.METRIC_BUSY_RATIO, 0.0),
         rss_bytes=rss, restarts=int(restarts), queue_depth=depth,
         draining=bool(single.get(f"{P}draining", 0)), crash_loop=bool(single.get(f"{P}crash_loop", 0)),
-        exits=exits)
+        crash_loop_seconds=single.get(f"{P}crash_loop_seconds", 0.0),
+        crash_loop_unhealthy=bool(single.get(f"{P}crash_loop_unhealthy", 0)), exits=exits)

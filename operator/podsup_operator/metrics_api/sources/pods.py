@@ -73,11 +73,31 @@ def targets(pods: Iterable[dict]) -> tuple[list[PodTarget], list[str]]:
         if port is None:
             skipped.append(f"pod {meta.get('name')} has no container port named {names.METRICS_PORT_NAME!r}")
             continue
-        ip = pod["status"]["podIP"]
-        host = f"[{ip}]" if ":" in ip else ip
-        out.append(PodTarget(meta.get("namespace", ""), meta.get("name", ""),
-                             f"http://{host}:{port}{names.METRICS_PATH}", dict(meta.get("labels") or {})))
+        out.append(_target(pod, port))
     return out, skipped
+
+
+def _target(pod: dict, port: int) -> PodTarget:
+    meta, ip = pod.get("metadata") or {}, pod["status"]["podIP"]
+    host = f"[{ip}]" if ":" in ip else ip
+    return PodTarget(meta.get("namespace", ""), meta.get("name", ""), f"http://{host}:{port}{names.METRICS_PATH}",
+                     dict(meta.get("labels") or {}))
+
+
+def unready_targets(pods: Iterable[dict]) -> list[PodTarget]:
+    """Scrape targets of the Running pods that are not Ready: a podsup in a
+    crash storm fails /readyz but still serves /metrics, which says so. Never
+    counted in the HPA's answers; read for the pool's crash-storm condition."""
+    out = []
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if (is_ready(pod) or meta.get("deletionTimestamp") or status.get("phase") != "Running"
+                or not status.get("podIP")):
+            continue
+        port = metrics_port(pod)
+        if port is not None:
+            out.append(_target(pod, port))
+    return out
 
 
 def parse_exposition(text: str, wanted: Iterable[str]) -> dict[str, float]:
