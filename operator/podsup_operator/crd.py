@@ -25,6 +25,7 @@ YEAR = int(MAX_DURATION)
 # Defaults shared by the schema and the builders (a manifest rendered offline
 # and one read back from the API server must produce the same children).
 DEFAULT_PROCESSES = 1
+DEFAULT_DYNAMIC_MIN = 1
 DEFAULT_REPLICAS = 1
 DEFAULT_GRACEFUL_TIMEOUT = 30
 DEFAULT_DRAIN_DELAY = 5
@@ -44,7 +45,8 @@ DYNAMIC_PROCESSES = obj(
     "when the pods' own headroom is used up (busyWorkersPercent then reads podsup_pool_saturation = busy / "
     "max). Workers must report busy/idle (PODSUP_REPORT), else each pod stays at processes.",
     {
-        "min": integer("Fewest worker processes per pod (--min-workers).", 0, 1024, default=1),
+        "min": integer("Fewest worker processes per pod (--min-workers).", 0, 1024,
+                       default=DEFAULT_DYNAMIC_MIN),
         "max": integer("Most worker processes per pod (--max-workers).", 1, 1024),
         "spare": integer("Idle workers kept ready for the next job (--spare-workers).", 1, 1024, default=1),
         "idleTimeoutSeconds": integer("An idle worker above min + spare retires after this long "
@@ -313,7 +315,9 @@ STATUS = obj(
         "readyReplicas": integer("Ready pods."),
         "updatedReplicas": integer("Pods of the current template."),
         "selector": string("Label selector of the pods (for the scale subresource and the HPA)."),
-        "workers": integer("Worker processes in ready pods (processes x readyReplicas)."),
+        "workers": integer("Worker processes in ready pods: processes x readyReplicas; with dynamicProcesses "
+                           "live.workers.running once the live scrape read every ready pod, until then "
+                           "dynamicProcesses.min x readyReplicas (a lower bound)."),
         "queueDepth": integer("Last observed queue depth."),
         "live": LIVE_STATUS,
         "conditions": array("Ready, Progressing, Degraded, ScalingActive (the reconcile); MetricsAvailable, "
@@ -371,7 +375,7 @@ def workerpool_crd() -> dict[str, Any]:
                     {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas",
                      "description": "Pods"},
                     {"name": "Workers", "type": "integer", "jsonPath": ".status.workers",
-                     "description": "Worker processes in ready pods"},
+                     "description": "Worker processes in ready pods (dynamicProcesses: running, from the live scrape)"},
                     {"name": "Busy", "type": "integer", "jsonPath": ".status.live.workers.busy",
                      "description": "Busy workers in ready pods (live)"},
                     {"name": "RPS", "type": "number", "jsonPath": ".status.live.requestsPerSecond",

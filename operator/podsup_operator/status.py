@@ -24,7 +24,7 @@ def compute_status(pool: dict, deployment: dict | None, hpa: dict | None, error:
     """Desired status of the pool.
 
     ``error`` is the message of a failed apply (→ Degraded=True, ApplyFailed).
-    Deployment numbers are copied; workers = processes × ready pods.
+    Deployment numbers are copied; workers: :func:`workers_in_ready_pods`.
     """
     current = pool.get("status") or {}
     generation = pool.get("metadata", {}).get("generation")
@@ -41,7 +41,7 @@ def compute_status(pool: dict, deployment: dict | None, hpa: dict | None, error:
         "readyReplicas": ready,
         "updatedReplicas": updated,
         "selector": selector_string(pool),
-        "workers": processes * ready,
+        "workers": workers_in_ready_pods(pool, ready),
     }
     if generation is not None:
         status["observedGeneration"] = generation
@@ -60,7 +60,7 @@ def compute_status(pool: dict, deployment: dict | None, hpa: dict | None, error:
     if deployment is None:
         put(READY, FALSE, "DeploymentMissing", "the Deployment does not exist yet")
     elif ready >= wanted and not rollout_stale:
-        put(READY, TRUE, "AllReplicasReady", f"{ready}/{wanted} replicas ready, {processes * ready} workers")
+        put(READY, TRUE, "AllReplicasReady", f"{ready}/{wanted} replicas ready, {_workers_text(pool, ready)}")
     else:
         put(READY, FALSE, "ReplicasNotReady", f"{ready}/{wanted} replicas ready")
 
@@ -95,6 +95,39 @@ def compute_status(pool: dict, deployment: dict | None, hpa: dict | None, error:
                 hpa_cond.get("message", "") + ignored)
     status["conditions"] = conds
     return status
+
+
+def workers_in_ready_pods(pool: dict, ready: int) -> int:
+    """``status.workers``, the WORKERS column: worker processes in ready pods.
+
+    A fixed-size pool runs ``processes`` in each ready pod (a pod whose
+    podsup runs fewer — a crash storm — is not ready). With
+    ``dynamicProcesses`` each pod follows its own load, so ``processes`` (the
+    start count) times the pods would be a guess: the running count of the
+    pool's live scrape (``status.live.workers.running``, written by the
+    poller) when it read every ready pod; until then the documented lower
+    bound, ``dynamicProcesses.min`` × ready pods. Both writers of the field —
+    the reconcile and the poller, beside ``live`` — compute it here from the
+    same status, so they agree.
+    """
+    dynamic = spec(pool).get("dynamicProcesses")
+    if not dynamic:
+        return spec(pool).get("processes", crd.DEFAULT_PROCESSES) * ready
+    live = (pool.get("status") or {}).get("live") or {}
+    running = (live.get("workers") or {}).get("running")
+    if running is not None and live.get("pods") == ready:
+        return int(running)
+    return int(dynamic.get("min", crd.DEFAULT_DYNAMIC_MIN)) * ready
+
+
+def _workers_text(pool: dict, ready: int) -> str:
+    """The Ready message's worker count: stable (no live figure in it, or
+    every change of the running count would rewrite the condition)."""
+    dynamic = spec(pool).get("dynamicProcesses")
+    if not dynamic:
+        return f"{workers_in_ready_pods(pool, ready)} workers"
+    return (f"{dynamic.get('min', crd.DEFAULT_DYNAMIC_MIN)}-{dynamic.get('max')} workers per pod "
+            f"(dynamicProcesses)")
 
 
 def status_patch(current: dict | None, desired: dict) -> dict:

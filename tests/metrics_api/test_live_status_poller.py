@@ -14,6 +14,7 @@ from podsup_operator.metrics_api.poller import PoolPoller
 from podsup_operator.metrics_api.provider import MetricsProvider
 from podsup_operator.metrics_api.sources.pods import PodScraper
 from podsup_operator.metrics_api.sources.queue import QueueRegistry
+from podsup_operator.status import compute_status
 from tests.integration.podsup_process import PodsupProcess, worker
 from tests.integration.servers import sample
 from tests.waiting import wait_for
@@ -74,6 +75,35 @@ async def test_live_figures_of_real_podsup_pods_and_no_writes_while_quiet():
             await poller.tick(kube.body)
             assert len(kube.status_patches) == writes + 2
             assert kube.body["status"]["live"]["workers"]["busy"] == 2
+        finally:
+            poller.close()
+            await provider.scraper.close()
+
+
+async def test_status_workers_of_a_dynamic_pool_is_the_running_count_of_its_real_podsup():
+    """processes (the start count) x ready pods would say 1; podsup grew to 3
+    busy workers, and status.workers (the WORKERS column) says 3."""
+    grown = PodsupProcess(["run", "--workers", "1", "--min-workers", "1", "--max-workers", "3",
+                           "--spare-workers", "1", "--", sys.executable, worker("metrics_worker")],
+                          env={"JOB_SECONDS": "3600"})
+    with grown:
+        await asyncio.to_thread(
+            wait_for, lambda: (sample(grown.http_port, "podsup_workers", state="busy") or 0) == 3,
+            timeout=60, message="the dynamic pool grown to 3 busy workers")
+        body = pods_only_body()
+        body["spec"].update(processes=1, dynamicProcesses={"min": 1, "max": 3})
+        body["status"].update(readyReplicas=1, workers=1)  # what a reconcile before the scrape wrote
+        kube = PodKube(body)
+        pods = FakePods()
+        pods.pods = [pod("grown", NS, LABELS, grown.http_port)]
+        provider = MetricsProvider(QueueRegistry(), pods, PodScraper(timeout=30.0, ttl=0.0))
+        poller = PoolPoller(NS, "orders", QueueRegistry(), provider, kube, lambda *e: None, monotonic=Clock())
+        try:
+            await poller.tick(kube.body)
+            assert kube.body["status"]["live"]["workers"]["running"] == 3
+            assert kube.body["status"]["workers"] == 3
+            assert compute_status(kube.body, {"spec": {"replicas": 1}, "status": {"readyReplicas": 1}}, None, None,
+                                  "2026-01-01T00:00:00Z")["workers"] == 3  # the reconcile agrees: no tug of war
         finally:
             poller.close()
             await provider.scraper.close()

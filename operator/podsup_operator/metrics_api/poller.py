@@ -43,6 +43,7 @@ from podsup import names
 
 from .. import crash_storms, crd, live_status, scale_to_zero
 from ..conditions import FALSE, TRUE, UNKNOWN, get_condition, now_rfc3339, set_condition
+from ..status import workers_in_ready_pods
 from .provider import MetricsProvider
 from .scale_in import DeletionCoster
 from .sources.pods import targets, unready_targets
@@ -219,6 +220,11 @@ class PoolPoller:
         live = self.live_throttle.due(old_live, self.live, self._mono())
         if live is not None:
             patch["live"] = {**live, **{k: None for k in old_live if k not in live}}  # merge patch: None removes
+            if (body.get("spec") or {}).get("dynamicProcesses"):  # status.workers follows the live count
+                workers = workers_in_ready_pods({**body, "status": {**current, "live": live}},
+                                                current.get("readyReplicas", 0))
+                if workers != current.get("workers"):
+                    patch["workers"] = workers
         if not patch:
             return
         version = (body.get("metadata") or {}).get("resourceVersion")

@@ -115,3 +115,22 @@ def test_unchanged_status_gives_an_empty_patch_and_keeps_other_conditions():
     assert status_patch(pool["status"], again) == {}
     pool["status"]["readyReplicas"] = 1
     assert status_patch(pool["status"], compute_status(pool, deployment(), None, None, T1)) == {"readyReplicas": 2}
+
+
+def test_workers_of_a_dynamic_pool_come_from_the_live_scrape_else_the_lower_bound():
+    pool = make_pool({"processes": 4, "dynamicProcesses": {"min": 2, "max": 16}})
+    st = compute_status(pool, deployment(ready=2), None, None, T0)
+    assert st["workers"] == 4  # no live figures yet: min x ready pods, not processes x ready pods (8)
+    ready_message = get_condition(st["conditions"], "Ready")["message"]
+    assert ready_message == "2/2 replicas ready, 2-16 workers per pod (dynamicProcesses)"
+
+    pool["status"] = {"live": {"pods": 2, "workers": {"desired": 23, "running": 23, "busy": 20, "idle": 3}}}
+    st = compute_status(pool, deployment(ready=2), None, None, T0)
+    assert st["workers"] == 23
+    assert get_condition(st["conditions"], "Ready")["message"] == ready_message  # no live count in it
+
+    st = compute_status(pool, deployment(wanted=3, ready=3), None, None, T0)
+    assert st["workers"] == 6  # the scrape read 2 of 3 ready pods: the bound again
+    fixed = make_pool({"processes": 4})
+    fixed["status"] = pool["status"]
+    assert compute_status(fixed, deployment(ready=2), None, None, T0)["workers"] == 8  # fixed: processes x pods
