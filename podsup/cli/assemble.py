@@ -32,7 +32,7 @@ def build_extensions(config: "Config") -> list[Any]:
         multiproc = MultiprocExtension()
         extensions.append(multiproc)
         probe = QueueProbeExtension([config.queue], config.queue_interval) if config.queue else None
-        metrics = MetricsExtension(probed=probe.board.readings if probe else dict, multiproc_dir=multiproc.path,
+        metrics = MetricsExtension(probed=probe.board.readings if probe else dict, workers=multiproc.collector,
                                    probe_errors=probe.board.errors if probe else dict)
         extensions.append(metrics)
         if probe is not None:
@@ -40,7 +40,7 @@ def build_extensions(config: "Config") -> list[Any]:
         health = HealthState(needed=config.ready_needed)
         if config.http is not None:
             try:
-                extensions.append(HttpExtension(config.http, metrics.registry, health))
+                extensions.append(HttpExtension(config.http, metrics, health))
             except (OSError, ValueError, TypeError) as exc:  # TypeError/UnicodeError: a host IDNA cannot encode
                 host, port = config.http
                 reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
@@ -54,7 +54,7 @@ def build_extensions(config: "Config") -> list[Any]:
                 raise ConfigError(f"podsup run: invalid --control {config.control}: {exc.strerror or exc}") from None
         limits = Limits.from_config(config)
         if limits.active:
-            extensions.append(WatchdogExtension(limits, on_slow=metrics.stats.slow.inc))
+            extensions.append(WatchdogExtension(limits, on_slow=metrics.stats.slow_request))
     except QueueConfigError as exc:
         _close_all(extensions)
         raise ConfigError(f"podsup run: {exc}") from None

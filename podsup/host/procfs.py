@@ -125,12 +125,21 @@ class UsageMeter:
         self._lock = threading.Lock()
         #: pid -> (start time, CPU seconds, clock) of its last reading
         self._last: dict[int, tuple[int, float, float]] = {}
+        #: the last measurement: (clock, pids, usage)
+        self._cached: tuple[float, list[int], dict[int, tuple[int, float]]] | None = None
 
-    def measure(self, pids: list[int]) -> dict[int, tuple[int, float]]:
+    def measure(self, pids: list[int], max_age: float = 0.0) -> dict[int, tuple[int, float]]:
         """pid -> (RSS bytes, CPU %) of each of ``pids`` with its descendants
-        (summed); a pid whose whole family is gone is left out."""
+        (summed); a pid whose whole family is gone is left out. With
+        ``max_age`` > 0, the last measurement is answered again while it is
+        younger than that and was of the same pids (a scrape right after
+        another need not read every worker's /proc files again: issue 13's
+        profile, 43 % of a scrape with 64 workers)."""
         usage: dict[int, tuple[int, float]] = {}
         with self._lock:
+            cached = self._cached
+            if max_age > 0 and cached is not None and cached[1] == pids and self.clock() - cached[0] < max_age:
+                return dict(cached[2])
             parents = None if self.children_lists else _parents()
             seen: dict[int, tuple[int, float, float]] = {}
             for pid in pids:
@@ -157,4 +166,5 @@ class UsageMeter:
                 if found:
                     usage[pid] = (rss, cpu)
             self._last = seen
-        return usage
+            self._cached = (self.clock(), list(pids), usage)
+        return dict(usage)

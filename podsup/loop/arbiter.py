@@ -113,6 +113,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         self.started_wall = self.system.wall()
         self.last_loop = self.started
         self._last_tick = float("-inf")
+        self.generation = 0
 
     # ------------------------------------------------------------------ seam
     def submit(self, command: commands.Command) -> concurrent.futures.Future:
@@ -201,6 +202,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
                 self._last_tick = now
                 for ext in self.extensions:
                     self._hook(ext, "tick", now)
+            self.generation += 1
 
     def next_timeout(self) -> float:
         """Seconds until the earliest timer (at most TICK)."""

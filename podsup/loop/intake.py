@@ -111,6 +111,7 @@ class ReportIntake(LoopState):
         most = 0
         for key, _mask in ready:
             most = max(most, self._read_reports(key.data, hooks))
+        self._after_reports(hooks)
         now = time.monotonic()
         pause = batch_pause(most, now - self._last_batch_at, self._queue_limit)
         self._last_batch_at = now
@@ -121,6 +122,11 @@ class ReportIntake(LoopState):
             self._selector.unregister(self._report_selector.fileno())
             self._reports_watched = False
         self._reports_resume_at = now + pause
+
+    def _after_reports(self, hooks: list[Any]) -> None:
+        """The batch is over: plug-ins fold their per-report tallies (once per batch)."""
+        for ext in hooks:
+            self._hook(ext, "after_reports")
 
     def _report_hooks(self) -> list[Any]:
         """The extensions with an ``on_report`` of their own (the base one does nothing)."""
@@ -142,11 +148,14 @@ class ReportIntake(LoopState):
         """Apply every datagram queued on ``worker``'s socket; returns how many."""
         if worker.report is None:
             return 0
+        alone = hooks is None  # not part of a batch: it is a batch of its own
         if hooks is None:
             hooks = self._report_hooks()
         received = worker.report.receive()
         for pid, data in received:
             self.handle_report(pid, data, worker, hooks)
+        if alone and received:
+            self._after_reports(hooks)
         return len(received)
 
     def handle_report(self, pid: int | None, data: bytes, via: Worker | None = None,

@@ -23,11 +23,13 @@ class PoolView(LoopState):
     def _init_view(self) -> None:
         self._meter = UsageMeter()
 
-    def snapshot(self, measure: bool = True) -> PoolSnapshot:
+    def snapshot(self, measure: bool = True, usage_max_age: float = 0.0) -> PoolSnapshot:
         """A consistent, immutable view of the pool (thread-safe).
 
         ``measure=False`` skips the RSS/CPU readings (zeros instead):
-        cheap enough for a health check every second.
+        cheap enough for a health check every second. ``usage_max_age``:
+        RSS/CPU readings up to that many seconds old may be reused
+        (podsup.host.procfs.UsageMeter.measure).
         """
         with self._lock:
             now = self.system.monotonic()
@@ -70,7 +72,7 @@ class PoolView(LoopState):
                 max_workers=self.bounds.maximum if self.bounds else self.desired,
             )
         workers = []
-        usage = self._usage([r["pid"] for r in raw if r["pid"]]) if measure else {}
+        usage = self._usage([r["pid"] for r in raw if r["pid"]], usage_max_age) if measure else {}
         for r in raw:
             rss, cpu = usage.get(r["pid"], (0, 0.0))
             workers.append(WorkerSnapshot(rss_bytes=rss, cpu_percent=cpu, **r))
@@ -103,6 +105,6 @@ class PoolView(LoopState):
             return PoolState.CRASH_LOOP
         return PoolState.RUNNING
 
-    def _usage(self, pids: list[int]) -> dict[int, tuple[int, float]]:
+    def _usage(self, pids: list[int], max_age: float = 0.0) -> dict[int, tuple[int, float]]:
         """RSS and CPU% of each worker and its descendants (podsup.host.procfs)."""
-        return self._meter.measure(pids)
+        return self._meter.measure(pids, max_age)

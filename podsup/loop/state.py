@@ -68,6 +68,9 @@ class LoopState:
     _pumps: dict[int, LinePump]
     _wake_w: int
     _lock: Any
+    #: bumped at the end of every loop iteration: whoever caches a view of the
+    #: pool (the /metrics page) knows it may have changed
+    generation: int
 
     # methods of one mixin another calls
     _transition: Any

@@ -1,5 +1,10 @@
 """Python workers' own prometheus-client metrics, merged into podsup's /metrics.
 
+prometheus-client does this job (its multiprocess files' format and merge are
+its own), so it stays the tool here; but it is imported only once a worker
+has written a file, because importing it costs the supervisor ~10 MB of RSS
+in every pod (podsup.plugins.exposition renders podsup's own metrics).
+
 prometheus-client's multiprocess mode needs a directory shared by all
 processes (``PROMETHEUS_MULTIPROC_DIR``), wiped before the processes start,
 and ``mark_process_dead(pid)`` when one exits (so its live gauges vanish) —
@@ -17,9 +22,9 @@ already set in podsup's environment is respected, as gunicorn users expect
 directory at exit; a path that is not a writable directory stops
 ``podsup run`` with one line.
 
-With that variable set, prometheus-client also puts podsup's *own* counters
-in multiprocess mode, into the same directory; the merge skips podsup's own
-files (:class:`WorkersCollector`), so no family is exported twice.
+podsup's own metrics are not prometheus-client objects, so it writes no file
+there itself; files named after its pid, if any, are skipped all the same
+(:class:`WorkersCollector`).
 
 Every worker life leaves a counter and a histogram file, and a scrape reads
 them all: with --max-requests recycling 64 workers, thousands pile up in a
@@ -55,9 +60,6 @@ import os
 import shutil
 import threading
 from typing import Any, Callable, Iterable
-
-from prometheus_client import multiprocess
-from prometheus_client.registry import Collector
 
 from podsup.core.config import ConfigError
 from podsup.core.plugin import Extension
@@ -227,23 +229,68 @@ def dead_pids(path: str, keep: Iterable[int] = (), alive: Callable[[int], bool] 
     return {pid for pid in pids if not alive(pid)}
 
 
-class WorkersCollector(Collector):
-    """MultiProcessCollector over the workers' files only: files named after
-    podsup's own pid (its counters, when the variable is set in its own
-    environment) are already exported by podsup's registry."""
+class WorkersCollector:
+    """MultiProcessCollector over the workers' files only (a prometheus-client
+    collector): files named after podsup's own pid, if any, are not the workers'."""
 
     def __init__(self, path: str, own_pid: int | None = None):
         self.path = path
         self.own_pid = os.getpid() if own_pid is None else own_pid
 
-    def collect(self) -> Iterable[Any]:
+    def _files(self) -> list[str]:
         own = f"_{self.own_pid}.db"
+        return [f for f in glob.glob(os.path.join(self.path, "*.db")) if not f.endswith(own)]
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client import multiprocess
         with merge_lock:
-            files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if not f.endswith(own)]
-            return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+            return multiprocess.MultiProcessCollector.merge(self._files(), accumulate=True)
 
     def describe(self) -> Iterable[Any]:
         return []
+
+    def exposition(self, openmetrics: bool, wanted: frozenset[str] | None = None) -> str:
+        """The workers' families as text (OpenMetrics without its ``# EOF``),
+        appended to podsup's own on /metrics; ``wanted``: ``?name[]=``.
+        prometheus-client is imported only once a worker has written a file
+        (a pool of non-Python workers never pays its ~10 MB)."""
+        if not self._files():
+            return ""
+        from prometheus_client import exposition
+        from prometheus_client.openmetrics import exposition as om
+        metrics = list(self.collect())
+        if wanted is not None:
+            metrics = _keep_named(metrics, wanted)
+        source = _Collected(metrics)
+        if openmetrics:
+            return om.generate_latest(source).decode().removesuffix("# EOF\n")  # type: ignore[arg-type]
+        return exposition.generate_latest(source).decode()  # type: ignore[arg-type]
+
+
+class _Collected:
+    """Already collected metrics, as the registry the encoders read."""
+
+    def __init__(self, metrics: list[Any]):
+        self.metrics = metrics
+
+    def collect(self) -> list[Any]:
+        return self.metrics
+
+
+def _keep_named(metrics: list[Any], wanted: frozenset[str]) -> list[Any]:
+    """``?name[]=`` over prometheus-client metrics, as podsup.plugins.exposition.keep_named."""
+    import copy
+    kept = []
+    for metric in metrics:
+        if metric.name in wanted:
+            kept.append(metric)
+            continue
+        samples = [s for s in metric.samples if s.name in wanted]
+        if samples:
+            metric = copy.copy(metric)
+            metric.samples = samples
+            kept.append(metric)
+    return kept
 
 
 class MultiprocExtension(Extension):
@@ -253,6 +300,7 @@ class MultiprocExtension(Extension):
         path = path or preset_dir()
         self._given = path
         self.path = prepare_dir(path)
+        self.collector = WorkersCollector(self.path)
         self.sweep_interval = sweep_interval
         self._next_sweep: float | None = None
 
@@ -269,6 +317,7 @@ class MultiprocExtension(Extension):
         prometheus-client) costs its respawn nothing more."""
         if not self._has_files(pid):
             return
+        from prometheus_client import multiprocess  # only once a worker wrote metrics
         try:
             multiprocess.mark_process_dead(pid, self.path)
         except OSError as exc:

@@ -115,3 +115,23 @@ def test_podsup_run_imports_no_psutil_without_max_rss(tmp_path):
               "print('psutil' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_measurement_younger_than_max_age_is_answered_again_for_the_same_pids(monkeypatch):
+    clock = {"t": 100.0}
+    meter = procfs.UsageMeter(clock=lambda: clock["t"])
+    me = os.getpid()
+    first = meter.measure([me], max_age=1.0)
+    reads = []
+    monkeypatch.setattr(procfs, "read_stat", lambda pid: reads.append(pid) or (1, 2.0, 4096, 1))
+    clock["t"] = 100.5
+    assert meter.measure([me], max_age=1.0) == first and reads == []    # reused
+    meter.measure([me, 1], max_age=1.0)                                   # other pids: measured
+    assert me in reads
+    reads.clear()
+    meter.measure([me, 1])                                                # no max_age: measured
+    assert reads
+    reads.clear()
+    clock["t"] = 102.0
+    meter.measure([me, 1], max_age=1.0)                                   # too old: measured
+    assert reads

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import http.client
-import http.server
 import socket
 import threading
 import urllib.error
@@ -78,6 +77,23 @@ def get(url: str) -> tuple[int, str, dict]:
         return err.code, err.read().decode(), dict(err.headers)
 
 
+class Loop:
+    generation = None  # no page caching: every scrape sees the snapshot of the moment
+
+    def __init__(self, get):
+        self.get = get
+
+    def snapshot(self, measure=True, usage_max_age=0.0):
+        return self.get()
+
+
+def build_metrics(get):
+    """podsup's metrics over a fake loop whose snapshot is ``get()``, and its report stats."""
+    ext = metrics.MetricsExtension()
+    ext.attach(Loop(get))
+    return ext, ext.stats
+
+
 def frozen_clock() -> float:
     """HealthState's clock for the server tests: a tick never goes stale (after
     STALE_AFTER real seconds /healthz would turn 503 — staleness is tested
@@ -88,7 +104,7 @@ def frozen_clock() -> float:
 @pytest.fixture
 def served():
     state = {"snap": snap([WorkerState.IDLE, WorkerState.STARTING])}
-    registry, _ = metrics.build_registry(lambda: state["snap"])
+    registry, _ = build_metrics(lambda: state["snap"])
     health = HealthState(needed=lambda desired: desired, clock=frozen_clock)
     server = HttpServer(("127.0.0.1", 0), registry, health)
     server.start()
@@ -119,7 +135,7 @@ def test_broken_collector_gives_500_and_server_survives(served):
 
 
 def test_a_server_never_started_closes_at_once():
-    registry, _ = metrics.build_registry(lambda: snap([]))
+    registry, _ = build_metrics(lambda: snap([]))
     server = HttpServer(("127.0.0.1", 0), registry, HealthState())
     server.close()  # must not wait for a serve loop that never ran
 
@@ -149,8 +165,9 @@ def test_readyz_reads_the_loop_live_not_the_last_tick():
 def serve(request_timeout=podsup_http.REQUEST_TIMEOUT, max_connections=podsup_http.MAX_CONNECTIONS):
     health = HealthState(needed=lambda desired: desired, clock=frozen_clock)
     health.mark_tick(snap([WorkerState.IDLE]))
-    registry, stats = metrics.build_registry(lambda: snap([WorkerState.IDLE]))
+    registry, stats = build_metrics(lambda: snap([WorkerState.IDLE]))
     stats.done(0.2)
+    stats.flush()
     server = HttpServer(("127.0.0.1", 0), registry, health, request_timeout=request_timeout,
                         max_connections=max_connections)
     server.start()
@@ -169,17 +186,23 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def handler_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("Thread-") and "process_request" in t.name)
+    """Threads serving HTTP: the server's one."""
+    return sum(1 for t in threading.enumerate() if t.name == "podsup-http")
 
 
-def test_the_server_is_threading_with_daemon_threads_and_a_request_timeout():
+def test_one_thread_serves_every_connection_with_a_request_timeout():
     server = serve()
     try:
-        assert isinstance(server._server, http.server.ThreadingHTTPServer)
-        assert server._server.daemon_threads is True
-        assert server._server.RequestHandlerClass.timeout == podsup_http.REQUEST_TIMEOUT > 0
+        assert handler_threads() == 1
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(5)]
+        wait_for(lambda: server._server.connections == 5, timeout=30, message="5 connections open")
+        assert request(server.port, "GET", "/healthz")[:2] == (200, b"ok\n")
+        assert handler_threads() == 1 and server._server.timeout == podsup_http.REQUEST_TIMEOUT > 0
+        for s in held:
+            s.close()
     finally:
         server.close()
+    assert handler_threads() == 0
 
 
 def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
@@ -187,7 +210,6 @@ def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
     # counted as served at once below), even on a loaded machine.
     server = serve(request_timeout=3.0)
     try:
-        before = handler_threads()
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
         trickler = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         trickler.sendall(b"GET /healthz HTTP/1.0\r\n")
@@ -202,13 +224,14 @@ def test_idle_and_trickling_clients_are_dropped_and_their_threads_end():
         feeder = threading.Thread(target=trickle, daemon=True)
         feeder.start()
         try:
-            wait_for(lambda: handler_threads() >= before + 21, timeout=30, message="21 connections being served")
+            wait_for(lambda: server._server.connections >= 21, timeout=30, message="21 connections being served")
             wait_for(lambda: all(closed_by_server(s) for s in idle), timeout=30,
                      message="the idle connections closed by the server")
             wait_for(lambda: closed_by_server(trickler), timeout=30,
                      message="the trickling connection closed by the server")
-            wait_for(lambda: handler_threads() <= before, timeout=30,
-                     message=lambda: f"handler threads back to {before}: {handler_threads()}")
+            wait_for(lambda: server._server.connections == 0, timeout=30,
+                     message=lambda: f"connections back to 0: {server._server.connections}")
+            assert handler_threads() == 1
         finally:
             stop.set()
             feeder.join(5)
@@ -242,7 +265,7 @@ def test_connections_beyond_the_cap_are_refused_with_503_not_a_thread():
                 return False  # refused before the answer could be read: try again
             return status == 503 and body == b"too many connections\n"
         wait_for(refused, timeout=30, message="a 4th connection refused with 503")
-        assert handler_threads() <= 3
+        assert handler_threads() == 1 and server._server.connections <= 3
         for s in held:
             s.close()
         held = []
@@ -300,5 +323,36 @@ def test_name_filter_keeps_only_the_named_families_and_samples():
                                         {"Accept": "application/openmetrics-text"})
         assert headers["content-type"].startswith("application/openmetrics-text")
         assert body.decode().endswith("# EOF\n") and "podsup_draining 0.0" in body.decode()
+    finally:
+        server.close()
+
+
+def test_a_connection_is_kept_alive_and_bad_requests_are_refused():
+    server = serve()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            for path in ("/healthz", "/readyz", "/metrics?name%5B%5D=podsup_draining"):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                assert resp.status == 200 and resp.getheader("Connection") is None, path
+            assert families(body) and list(families(body)) == ["podsup_draining"]
+            wait_for(lambda: server._server.connections == 1, timeout=30, message="one kept-alive connection")
+        finally:
+            conn.close()
+        assert request(server.port, "POST", "/metrics")[0] == 501
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"nonsense\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:  # two requests at once
+            raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.0\r\n\r\n")
+            got = b""
+            while True:
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            assert got.startswith(b"HTTP/1.1 200 OK") and b"HTTP/1.1 404 Not Found" in got
     finally:
         server.close()

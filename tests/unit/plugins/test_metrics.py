@@ -1,12 +1,11 @@
-"""podsup's metric families from snapshots and reports; exposition by
-prometheus-client, linted by the real promtool."""
+"""podsup's metric families from snapshots and reports, the cached page,
+parsed by prometheus-client and linted by the real promtool."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from podsup import names
@@ -31,9 +30,31 @@ def snap(**over) -> PoolSnapshot:
     return PoolSnapshot(**data)
 
 
-def samples(registry) -> dict[tuple[str, tuple], float]:
+class Loop:
+    """The LoopHandle the metrics read: ``snapshot`` and ``generation`` (None: no caching)."""
+
+    def __init__(self, get, generation=None):
+        self.get, self.generation, self.snapshots = get, generation, 0
+
+    def snapshot(self, measure=True, usage_max_age=0.0):
+        self.snapshots += 1
+        return self.get()
+
+
+def build_registry(get, queues=dict, probe_errors=dict):
+    """The extension, attached to a fake loop, and its report stats."""
+    ext = metrics.MetricsExtension(probed=queues, probe_errors=probe_errors)
+    ext.attach(Loop(get))
+    return ext, ext.stats
+
+
+def generate_latest(ext) -> bytes:
+    return ext.exposition(None, False)[1]
+
+
+def samples(ext) -> dict[tuple[str, tuple], float]:
     out = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in text_string_to_metric_families(generate_latest(ext).decode()):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -63,7 +84,7 @@ def test_busy_ratio_counts_running_workers_only():
 
 
 def test_pool_families_from_a_snapshot():
-    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (12.0, True), "gone": (None, False)},
+    registry, stats = build_registry(lambda: snap(), queues=lambda: {"jobs": (12.0, True), "gone": (None, False)},
                                              probe_errors=lambda: {"jobs": 0, "gone": 4})
     got = samples(registry)
     assert got[("podsup_workers", (("state", "busy"),))] == 1
@@ -92,7 +113,7 @@ def test_a_recycled_slot_is_one_series():
     old = worker(1, WorkerState.STOPPING)
     new = WorkerSnapshot(id=1, pid=200, state=WorkerState.STARTING, started_at=9.0, uptime=0.5, rss_bytes=500,
                          cpu_percent=10.0, requests=0, qps=0.0, restarts=2, last_exit=None)
-    registry, _ = metrics.build_registry(lambda: snap(workers=(old, new)))
+    registry, _ = build_registry(lambda: snap(workers=(old, new)))
     got = samples(registry)  # the parser would refuse nothing, but Prometheus refuses duplicate series
     assert got[("podsup_worker_rss_bytes", (("worker", "1"),))] == 1001 + 500
     assert got[("podsup_worker_cpu_ratio", (("worker", "1"),))] == pytest.approx(0.6)
@@ -103,7 +124,7 @@ def test_a_recycled_slot_is_one_series():
 
 def test_snapshot_is_taken_at_every_scrape():
     state = {"snap": snap()}
-    registry, _ = metrics.build_registry(lambda: state["snap"])
+    registry, _ = build_registry(lambda: state["snap"])
     assert samples(registry)[("podsup_draining", ())] == 0
     state["snap"] = snap(draining=True, crash_loop=True)
     got = samples(registry)
@@ -112,11 +133,12 @@ def test_snapshot_is_taken_at_every_scrape():
 
 def test_report_stats_feed_counter_histogram_and_rate():
     clock = {"t": 1000.0}
-    registry, stats = metrics.build_registry(lambda: snap())
+    registry, stats = build_registry(lambda: snap())
     stats.clock = lambda: clock["t"]
     stats._rate = metrics.RollingRate(window=30, start=990.0)
     for seconds in (0.002, 0.3, 0.3, 42.0):
         stats.done(seconds)
+    stats.flush()  # once per batch of reports
     got = samples(registry)
     assert got[("podsup_requests_total", ())] == 4
     assert got[("podsup_request_duration_seconds_count", ())] == 4
@@ -128,9 +150,24 @@ def test_report_stats_feed_counter_histogram_and_rate():
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 def test_promtool_check_metrics_passes():
-    registry, stats = metrics.build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)},
+    registry, stats = build_registry(lambda: snap(), queues=lambda: {"jobs": (3.0, True)},
                                              probe_errors=lambda: {"jobs": 1})
     stats.done(0.1)
     text = generate_latest(registry)
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def test_the_page_is_rendered_again_only_when_the_loop_moved_or_it_is_old():
+    state = {"snap": snap()}
+    ext = metrics.MetricsExtension(max_age=3600)
+    loop = Loop(lambda: state["snap"], generation=1)
+    ext.attach(loop)
+    first = generate_latest(ext)
+    state["snap"] = snap(draining=True)
+    assert generate_latest(ext) == first and loop.snapshots == 1      # the loop did not move: the cached page
+    loop.generation = 2
+    assert b"podsup_draining 1.0" in generate_latest(ext) and loop.snapshots == 2
+    ext.max_age = 0.0                                                  # too old: rendered again
+    generate_latest(ext)
+    assert loop.snapshots == 3

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from prometheus_client import CollectorRegistry, generate_latest, values
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -264,7 +264,7 @@ def test_a_worker_that_wrote_no_metrics_is_retired_without_touching_the_director
     (tmp_path / "counter_1100.db").write_bytes(b"")  # another pid's file: 1100 ends in 100, not _100
     def untouched(*_args, **_kwargs):
         raise AssertionError("nothing of pid 100 to retire")
-    monkeypatch.setattr(multiproc.multiprocess, "mark_process_dead", untouched)
+    monkeypatch.setattr(multiprocess, "mark_process_dead", untouched)
     monkeypatch.setattr(multiproc, "compact", untouched)
     monkeypatch.setattr(multiproc, "drop_dead_gauges", untouched)
     ext.on_exit(0, 100, "signal SIGKILL")
