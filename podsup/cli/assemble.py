@@ -24,14 +24,18 @@ def build_extensions(config: "Config") -> list[Any]:
     from podsup.plugins.http import HealthState, HttpExtension
     from podsup.plugins.metrics import MetricsExtension
     from podsup.plugins.multiproc import MultiprocExtension
-    from podsup.plugins.queueprobe import QueueConfigError, QueueProbeExtension
     from podsup.plugins.watchdog import Limits, WatchdogExtension
+
+    if config.queue:  # only then: its URL parsing (urllib, ipaddress) costs every other pod ~0.4 MB
+        from podsup.plugins.queueprobe import QueueConfigError, QueueProbeExtension
+    else:
+        QueueConfigError = QueueProbeExtension = None  # type: ignore[misc,assignment]
 
     extensions: list[Any] = []
     try:
         multiproc = MultiprocExtension()
         extensions.append(multiproc)
-        probe = QueueProbeExtension([config.queue], config.queue_interval) if config.queue else None
+        probe = QueueProbeExtension([config.queue], config.queue_interval) if QueueProbeExtension else None
         metrics = MetricsExtension(probed=probe.board.readings if probe else dict, workers=multiproc.collector,
                                    probe_errors=probe.board.errors if probe else dict)
         extensions.append(metrics)
@@ -55,11 +59,10 @@ def build_extensions(config: "Config") -> list[Any]:
         limits = Limits.from_config(config)
         if limits.active:
             extensions.append(WatchdogExtension(limits, on_slow=metrics.stats.slow_request))
-    except QueueConfigError as exc:
+    except BaseException as exc:
         _close_all(extensions)
-        raise ConfigError(f"podsup run: {exc}") from None
-    except BaseException:
-        _close_all(extensions)
+        if QueueConfigError is not None and isinstance(exc, QueueConfigError):
+            raise ConfigError(f"podsup run: {exc}") from None
         raise
     return extensions
 

@@ -21,12 +21,12 @@ and a warning says how many once output flows again.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import queue
 import sys
 import threading
+import time
 from typing import Any, BinaryIO, Callable, Iterator
 
 MAX_LINE = 64 * 1024
@@ -39,7 +39,10 @@ CLOSE_TIMEOUT = 5.0
 
 
 def _timestamp() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC, ISO 8601 with milliseconds (``2026-01-02T03:04:05.678Z``); time, not
+    datetime, whose import costs every pod ~0.4 MB."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
 def _text_value(value: Any) -> str:

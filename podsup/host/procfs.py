@@ -27,11 +27,25 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
+def read_file(path: str) -> bytes:
+    """A /proc file's bytes: os.open/os.read, a third cheaper than open()'s
+    buffered file object (a scrape reads two files per worker)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def read_stat(pid: int) -> tuple[int, float, int, int]:
     """(start time in ticks, CPU seconds user+system, RSS bytes, threads) of
     ``pid``; OSError (FileNotFoundError, ProcessLookupError) when it is gone."""
-    with open(f"/proc/{pid}/stat", "rb") as fh:
-        data = fh.read()
+    data = read_file(f"/proc/{pid}/stat")
     fields = data[data.rindex(b")") + 2:].split()  # after "pid (comm) ": the comm may hold anything
     # fields[0] is field 3 (state): utime 14, stime 15, num_threads 20, starttime 22, rss 24
     return (int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_SIZE,
@@ -80,15 +94,13 @@ def _children_lists(pid: int, threads: int = 0) -> list[int]:
     """Children of every thread of ``pid`` (of its one thread when ``threads`` is 1: no listing)."""
     if threads == 1:
         try:
-            with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
-                return [int(k) for k in fh.read().split()]
+            return [int(k) for k in read_file(f"/proc/{pid}/task/{pid}/children").split()]
         except FileNotFoundError:  # it just started a thread, or ended: list them
             pass
     kids: list[int] = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                kids.extend(int(k) for k in fh.read().split())
+            kids.extend(int(k) for k in read_file(f"/proc/{pid}/task/{tid}/children").split())
         except FileNotFoundError:  # the thread just ended
             continue
     return kids

@@ -21,7 +21,6 @@ process group, whatever socket it used.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import struct
 
@@ -57,11 +56,11 @@ def report_root(tmpdir: str | None = None) -> str | None:
     deep ``$TMPDIR`` (a CI runner's or a test's) would make podsup unable to
     start. Then the report socket goes under /tmp, if that is writable.
     """
-    import tempfile
+    from podsup.host.rundir import temp_root
 
-    tmpdir = tempfile.gettempdir() if tmpdir is None else tmpdir
+    tmpdir = temp_root() if tmpdir is None else tmpdir
     if _fits(tmpdir):
-        return None  # the default: tempfile's own choice
+        return None  # the default: the temporary directory (rundir.temp_root)
     if os.path.isdir(FALLBACK_ROOT) and os.access(FALLBACK_ROOT, os.W_OK | os.X_OK):
         return FALLBACK_ROOT
     raise ReportSocketError(
@@ -171,4 +170,5 @@ class ReportSockets:
     def close(self) -> None:
         """Remove the directory (sockets still open are the loop's to close)."""
         if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            from podsup.host.rundir import rmtree
+            rmtree(self.directory)

@@ -57,7 +57,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import shutil
 import threading
 from typing import Any, Callable, Iterable
 
@@ -355,4 +354,4 @@ class MultiprocExtension(Extension):
 
     def close(self) -> None:
         if self._given is None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            rundir.rmtree(self.path)

@@ -22,9 +22,11 @@ first and then stops the old worker with the stop signal, so capacity never dips
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import random
 
 from podsup.core.commands import Recycle
 from podsup.core.eventlog import EventLog, StdLog
@@ -169,7 +171,10 @@ class WatchdogExtension(Extension):
                  rng: random.Random | None = None, on_slow: Callable[[], None] | None = None):
         self.limits = limits
         self.clock = clock
-        self.rng = rng or random.Random()
+        if rng is None:
+            import random  # only when a watchdog runs (--max-requests jitter)
+            rng = random.Random()
+        self.rng = rng
         self.on_slow = on_slow
         self.watches: dict[int, WorkerWatch] = {}
         self.arbiter: Any = None

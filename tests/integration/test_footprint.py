@@ -13,7 +13,7 @@ from tests.integration.podsup_process import PodsupProcess, running_children
 from tests.waiting import wait_for
 
 WORKERS = 64
-#: About 19-20 MB today (bench/lean.py; 28 before podsup rendered /metrics
+#: About 18-19 MB today (bench/lean.py; 28-29 before podsup rendered /metrics
 #: itself); the ceiling catches a heavy import or a per-worker leak, never noise.
 RSS_CEILING = 24 * 2**20
 THREAD_CEILING = 8
