@@ -94,6 +94,10 @@ class CrashWindow(TimeWindow):
     def in_crash_loop(self, now: float) -> bool:
         return crash_storm(self.count(now), self.threshold)
 
+    def would_storm(self, now: float) -> bool:
+        """One more exit recorded at ``now`` would make (or keep) a crash storm."""
+        return crash_storm(self.count(now) + 1, self.threshold)
+
 
 #: The automatic --crashloop-threshold: this many exits per worker within the
 #: interval, and never less than CRASHLOOP_MIN_THRESHOLD. A fixed 10 made a

@@ -81,6 +81,7 @@ class Arbiter(Spawning, Exits, ReportIntake, SignalDispatch, CommandExecution, P
         os.set_blocking(self._wake_w, False)
         self._selector = selectors.DefaultSelector()
         self._pumps: dict[int, LinePump] = {}
+        self._env_cache: tuple[Any, dict[str, str]] | None = None
         self._init_view()
         self.loop_thread: threading.Thread | None = None
         self.reports: ReportSockets | None = None

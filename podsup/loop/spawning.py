@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import selectors
+from typing import NamedTuple
 
 from podsup import names
 from podsup.host.output import LinePump
@@ -16,11 +17,30 @@ from podsup.loop.state import LoopState
 from podsup.loop.table import Slot, Worker
 
 
+class Launched(NamedTuple):
+    """A worker process just started, not yet in the loop's table."""
+
+    pid: int
+    out_r: int
+    err_r: int
+    report: ReportSocket | None
+    started: float        #: monotonic
+    started_wall: float
+
+
+class LaunchFailed(NamedTuple):
+    """A start that failed, and what was opened for it (released by _cannot_start)."""
+
+    error: OSError
+    fds: list[int]
+    report: ReportSocket | None
+
+
 class Spawning(LoopState):
     """Mixed into the Arbiter; the loop state it shares is declared in podsup.loop.state."""
 
     def _worker_env(self, slot: Slot, report_path: str | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        env = self._inherited_env().copy()
         env[names.ENV_WORKER_ID] = str(slot.id)
         env[names.ENV_WORKERS] = str(self.desired)
         if report_path is not None:
@@ -31,8 +51,28 @@ class Spawning(LoopState):
                 env.update({str(k): str(v) for k, v in extra.items()})
         return env
 
+    def _inherited_env(self) -> dict[str, str]:
+        """podsup's own environment as a dict, decoded once and kept until it
+        changes: ``dict(os.environ)`` decodes every variable on each call (56 us
+        for 35 variables here, far more for a pod's hundreds of service links),
+        and it ran on the crash -> replacement path. The raw bytes mapping is
+        compared instead (a dict equality, ~1 us), so a change made in the
+        master (a --preload module's import) is still seen by the next worker."""
+        raw = getattr(os.environ, "_data", None)  # os._Environ's bytes mapping
+        cached = self._env_cache
+        if raw is None or cached is None or cached[0] != raw:
+            cached = self._env_cache = (dict(raw) if raw is not None else None, dict(os.environ))
+        return cached[1]
+
     def _spawn(self, slot: Slot) -> Worker | None:
-        slot.respawn_at = None
+        return self._adopt(slot, self._launch(slot))
+
+    def _launch(self, slot: Slot) -> Launched | LaunchFailed:
+        """Start the slot's worker process and nothing else: its report socket,
+        environment and output pipes, then spawn (or fork). What the loop does
+        with the new process (table, selector, log, plug-ins) is
+        :meth:`_adopt`'s, so a crash's replacement can be started before the
+        dead worker's bookkeeping (podsup.loop.exits)."""
         opened: list[int] = []
         report: ReportSocket | None = None
         try:  # what the worker gets: its report socket and two pipes (EMFILE is a failed start)
@@ -41,8 +81,7 @@ class Spawning(LoopState):
             for _ in range(2):
                 opened.extend(os.pipe())
         except OSError as exc:
-            self._cannot_start(slot, exc, opened, report)
-            return None
+            return LaunchFailed(exc, opened, report)
         out_r, out_w, err_r, err_w = opened
         try:
             if self.preload is not None:
@@ -51,19 +90,26 @@ class Spawning(LoopState):
             else:
                 pid = self.system.spawn(list(self.config.command), env, out_w, err_w)
         except OSError as exc:
-            self._cannot_start(slot, exc, [out_r, err_r], report)
-            return None
+            return LaunchFailed(exc, [out_r, err_r], report)
         finally:
             os.close(out_w)
             os.close(err_w)
-        now, wall = self.system.monotonic(), self.system.wall()
-        worker = Worker(slot.id, pid, now, wall)
+        return Launched(pid, out_r, err_r, report, self.system.monotonic(), self.system.wall())
+
+    def _adopt(self, slot: Slot, launch: Launched | LaunchFailed) -> Worker | None:
+        """Make a launched process the slot's worker (or handle its failed start)."""
+        slot.respawn_at = None
+        if isinstance(launch, LaunchFailed):
+            self._cannot_start(slot, launch.error, launch.fds, launch.report)
+            return None
+        pid, report = launch.pid, launch.report
+        worker = Worker(slot.id, pid, launch.started, launch.started_wall)
         self.workers[pid] = worker
         slot.current = worker
         if report is not None:
             worker.report = report
             self._add_report_socket(worker)
-        for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+        for fd, stream in ((launch.out_r, "stdout"), (launch.err_r, "stderr")):
             self._add_pump(fd, slot.id, pid, stream)
         self.log.info("worker started", slot=slot.id, pid=pid)
         for ext in self.extensions:
@@ -85,10 +131,11 @@ class Spawning(LoopState):
                       fields=dict(slot=slot.id, status="spawn error"), event="cannot start worker",
                       level="error", extra=dict(command=program, error=exc.strerror or str(exc), hint=hint))
 
-    def _respawn(self, slot: Slot, reason: str) -> Worker | None:
+    def _respawn(self, slot: Slot, reason: str, launch: Launched | LaunchFailed | None = None) -> Worker | None:
+        """Refill ``slot`` (counted as a restart); ``launch``: its process, already started."""
         slot.restarts += 1
         self.restarts[reason] += 1
-        return self._spawn(slot)
+        return self._adopt(slot, launch if launch is not None else self._launch(slot))
 
     def _add_pump(self, fd: int, slot: int, pid: int, stream: str) -> None:
         pump = LinePump(fd, lambda line: self.log.worker_line(slot, pid, stream, line))

@@ -71,9 +71,14 @@ class LoopState:
     #: bumped at the end of every loop iteration: whoever caches a view of the
     #: pool (the /metrics page) knows it may have changed
     generation: int
+    _env_cache: tuple[Any, dict[str, str]] | None  #: (os.environ's raw mapping, decoded) at the last spawn
 
     # methods of one mixin another calls
     _transition: Any
     _stop: Any
     _spawn: Any
+    _launch: Any
+    _respawn: Any
     _crashed: Any
+    _crash_threshold: Any
+    _commands: Any

@@ -118,3 +118,64 @@ def test_spawn_failure_is_a_crash_with_backoff_not_a_loop_crash(pools):
     pool.fake.fail_spawn = None
     pool.advance(1.0)
     assert pool.arb.slots[0].current is not None
+
+
+class _Order:
+    """An extension that notes, at each hook, how many processes were spawned so far."""
+
+    def __init__(self, fake):
+        self.fake, self.seen = fake, []
+
+    def on_exit(self, slot, pid, description):
+        self.seen.append(("exit", pid, len(self.fake.spawned)))
+
+    def on_spawn(self, slot, pid):
+        self.seen.append(("spawn", pid, len(self.fake.spawned)))
+
+
+def test_an_immediate_refill_starts_the_replacement_before_the_dead_workers_bookkeeping(pools):
+    pool = pools(workers=2)
+    order = _Order(pool.fake)
+    pool.arb.extensions.append(order)
+    old = pool.pid(1)
+    pool.fake.exit(old, code=1)
+    pool.step()
+    new = pool.pid(1)
+    # on_exit already finds the replacement spawned; hooks and log lines keep their order
+    assert order.seen == [("exit", old, 3), ("spawn", new, 3)]
+    log = pool.log()
+    assert log.index(f"worker exited slot=1 pid={old}") < log.index(f"worker started slot=1 pid={new}")
+    assert pool.arb.slots[1].restarts == 1 and pool.arb.restarts["exit"] == 1
+    assert pool.arb.slots[1].respawn_at is None
+
+
+def test_a_refill_with_backoff_or_a_command_waiting_is_left_to_the_timers(pools):
+    from podsup.core import commands
+
+    pool = pools(workers=2, backoff_max=30.0)
+    order = _Order(pool.fake)
+    pool.arb.extensions.append(order)
+    pool.fake.exit(pool.pid(1), code=1)
+    pool.step()  # the first refill is immediate
+    pool.fake.exit(pool.pid(1), code=1)
+    pool.step()  # the second waits its backoff
+    assert pool.arb.slots[1].current is None and len(pool.fake.spawned) == 3
+    # a scale-down queued before an exit is applied before any refill: no spawn at all
+    pool.arb.submit(commands.Scale(absolute=1))
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.step()
+    assert len(pool.fake.spawned) == 4 and pool.arb.desired == 1  # slot 0 refilled by the timers' pass
+    assert [kind for kind, _pid, _n in order.seen].count("spawn") == 2
+
+
+def test_workers_get_podsups_environment_as_it_is_at_each_spawn(pools, monkeypatch):
+    pool = pools(workers=1)
+    monkeypatch.setenv("PODSUP_TEST_LATE", "1")
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.step()
+    assert pool.fake.spawned[-1][2]["PODSUP_TEST_LATE"] == "1"
+    monkeypatch.delenv("PODSUP_TEST_LATE")
+    pool.fake.advance(60)
+    pool.fake.exit(pool.pid(0), code=1)
+    pool.step()
+    assert "PODSUP_TEST_LATE" not in pool.fake.spawned[-1][2]
