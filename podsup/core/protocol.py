@@ -49,8 +49,16 @@ def is_queue_name(name: str) -> bool:
     return True
 
 
+#: The argument-less reports as workers send them (half of a busy pool's
+#: datagrams): one shared, frozen Report each, no parsing.
+_PLAIN = {kind.encode(): Report(kind) for kind in ("heartbeat", "busy", "idle")}
+
+
 def parse_report(data: bytes) -> Report:
     """One datagram -> a :class:`Report`, or :class:`MalformedReport`."""
+    plain = _PLAIN.get(data)
+    if plain is not None:
+        return plain
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -26,6 +26,7 @@ import struct
 
 MAX_DATAGRAM = 4096
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_CREDS_SPACE = socket.CMSG_SPACE(_CREDS.size)
 
 
 #: The longest path a Unix socket can bind to (sun_path is 108 bytes with its NUL).
@@ -119,15 +120,16 @@ class ReportSocket:
     def receive(self, limit: int = 10000) -> list[tuple[int | None, bytes]]:
         """Every pending datagram as (sender pid or None, data)."""
         received = []
+        recvmsg, size, unpack = self.sock.recvmsg, _CREDS.size, _CREDS.unpack_from  # per datagram: locals
         for _ in range(limit):
             try:
-                data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(_CREDS.size))
+                data, ancdata, _flags, _addr = recvmsg(MAX_DATAGRAM, _CREDS_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             pid = None
             for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= _CREDS.size:
-                    pid = _CREDS.unpack(payload[:_CREDS.size])[0]
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= size:
+                    pid = unpack(payload)[0]
             received.append((pid, data))
         return received
 

@@ -180,7 +180,11 @@ class Server:
             events = self._selector.select(None if deadline is None else max(0.0, deadline - now))
             for key, mask in events:
                 if key.data is not None:
-                    self._ready(key.data, mask)
+                    try:
+                        self._ready(key.data, mask)
+                    except Exception:  # noqa: BLE001 - one connection's surprise must not end the server
+                        log.exception("http: connection failed")
+                        self._drop(key.data)
                 elif key.fileobj is self._sock:
                     self._accept()
                 else:
