@@ -327,3 +327,37 @@ async def test_pollers_follow_the_watch_start_refresh_and_stop(redis_server, mon
         await until(lambda: registry.pools(NS) == {} and not pollers.tasks, "the deleted pool forgotten")
     finally:
         await pollers.stop_all()
+
+
+async def test_a_follower_serves_the_depth_and_writes_nothing_the_leader_writes(redis_server):
+    """--leader-elect: every replica polls (its metrics API serves the depth
+    from its own registry); only while ``leading()`` does a tick write status,
+    scale through the scale subresource, or post Events."""
+    queue = {"type": "redis", "name": "jobs", "url": f"redis://127.0.0.1:{redis_server.port}/0"}
+    body = pool_body(queue, min_replicas=0)  # scale to zero on: an empty queue would scale 1 -> 0
+    kube = FakeKube(body, replicas=1)
+    registry = QueueRegistry()
+    provider = MetricsProvider(registry, FakePods(), PodScraper(timeout=30.0, ttl=0.0))
+    events, clock, leading = [], Clock(), [False]
+    poller = PoolPoller(NS, "orders", registry, provider, kube, lambda *e: events.append(e), monotonic=clock,
+                        leading=lambda: leading[0])
+    try:
+        redis_server.client().rpush("jobs", "a", "b", "c")
+        for _ in range(3):
+            await poller.tick(kube.body)
+            clock.t += 60
+        assert registry.pools(NS)["orders"].value == 3  # served by this replica's metrics API
+        assert kube.status_patches == [] and kube.scales == [] and events == []
+        assert poller.state.phase is Phase.DISABLED  # the scale-to-zero machine is the leader's alone
+
+        leading[0] = True
+        await poller.tick(kube.body)
+        assert kube.body["status"]["queueDepth"] == 3 and cond(kube.body, METRICS_AVAILABLE)["status"] == "True"
+        redis_server.client().delete("jobs")
+        for _ in range(3):
+            clock.t += 60
+            await poller.tick(kube.body)
+        assert kube.scales == [0]  # the leader scales an idle pool to zero
+    finally:
+        poller.close()
+        await provider.scraper.close()

@@ -30,18 +30,17 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import kopf
 
 from podsup import names
 
 from .. import config, metrics
-from . import certs, lifecycle, renewal, serving_secret
+from . import certs, lifecycle, pollers, renewal, serving_secret
 from .auth import Authenticator, RequestHeaderConfig
 from .authz import Authorizer
 from .kube import Kube, api_client
-from .poller import PoolPoller
 from .provider import MetricsProvider
 from .server import MetricsAPI, tls_context
 from .sources.pods import PodScraper
@@ -288,63 +287,15 @@ async def stop_metrics_api(**_: Any) -> None:
         rt.api = None
 
 
-class Pollers:
-    """One asyncio task per WorkerPool not being deleted, started and
-    stopped from the WorkerPool watch (a fixed-size pool too: its live
-    figures and its pods' deletion costs come from the poller's scrape).
+def _kopf_event(body: dict, type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)
 
-    Not a ``kopf.daemon``: kopf puts a finalizer on every object a daemon
-    runs for, so deleting such a pool (or its namespace) would hang whenever
-    the operator is not running. An ``on.event`` handler needs no finalizer;
-    each task reads the newest body the watch delivered before every tick.
-    """
 
-    def __init__(self) -> None:
-        self.bodies: dict[tuple[str, str], dict] = {}
-        self.tasks: dict[tuple[str, str], asyncio.Task] = {}
-
-    def observe(self, event_type: str | None, body: dict) -> None:
-        meta = body.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if event_type == "DELETED" or meta.get("deletionTimestamp"):
-            self.bodies.pop(key, None)
-            task = self.tasks.pop(key, None)
-            if task is not None:
-                task.cancel()
-            return
-        self.bodies[key] = body
-        task = self.tasks.get(key)
-        if task is None or task.done():
-            self.tasks[key] = asyncio.create_task(self._run(key), name=f"podsup-poller-{key[0]}/{key[1]}")
-
-    async def _run(self, key: tuple[str, str]) -> None:
-        namespace, name = key
-        rt = runtime()
-
-        def emit(type_: str, reason: str, message: str) -> None:
-            body = self.bodies.get(key)
-            if body is not None:
-                kopf.event(body, type=type_, reason=reason, message=message)
-
-        poller = PoolPoller(namespace, name, rt.registry, rt.provider, rt.kube, emit)
-        try:
-            while key in self.bodies:
-                try:
-                    interval = await poller.tick(self.bodies[key])
-                except Exception as exc:  # noqa: BLE001 - one failed tick (API hiccup) must not end polling
-                    log.warning("queue poll of %s/%s failed: %s: %s", namespace, name, type(exc).__name__, exc)
-                    interval = 5.0
-                await asyncio.sleep(interval)
-        finally:
-            poller.forget()
-
-    async def stop_all(self) -> None:
-        tasks = list(self.tasks.values())
-        self.bodies.clear()
-        self.tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def Pollers(leading: Callable[[], bool] = lambda: True, post: pollers.Post = _kopf_event) -> pollers.Pollers:
+    """The pollers of this process's runtime; under kopf (standalone) their
+    Events go through kopf's poster, outside kopf (``--leader-elect``)
+    through :meth:`.kube.Kube.post_event` (:mod:`.serving`)."""
+    return pollers.Pollers(runtime, post, leading)
 
 
 POLLERS = Pollers()

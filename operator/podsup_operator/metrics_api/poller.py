@@ -29,6 +29,10 @@ A fixed-size pool (no queue, no autoscaling) has no metrics for anyone to
 read: its ticks are the scrape alone (deletion cost, ``status.live``), and a
 ``MetricsAvailable`` condition left from before is removed.
 
+Steps 2-4 write (and post Events) only while ``leading()`` says this
+replica leads (``--leader-elect``); step 1 and the scrape run on every
+replica, which all serve the metrics API from their own poll.
+
 The Deployment is the pool's name (the builders name every child after the
 pool). Blocking client calls run in threads; decisions stay pure.
 """
@@ -71,8 +75,11 @@ def has_metrics(spec: dict) -> bool:
 class PoolPoller:
     def __init__(self, namespace: str, name: str, registry: QueueRegistry, provider: MetricsProvider,
                  kube: Any, emit: Emit, monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time):
+                 wall: Callable[[], float] = time.time, leading: Callable[[], bool] = lambda: True):
         self.namespace, self.name = namespace, name
+        #: Only the leader writes (leader_election): a follower reads the broker
+        #: and scrapes for the metrics API it serves, and writes nothing.
+        self.leading = leading
         self.registry, self.provider, self.kube, self.emit = registry, provider, kube, emit
         self._mono, self._wall = monotonic, wall
         self.state = scale_to_zero.State()
@@ -146,10 +153,10 @@ class PoolPoller:
 
     # --- 2b. the live scrape: scale-in order, status.live ------------------------
 
-    async def _live(self) -> None:
+    async def _live(self, leading: bool) -> None:
         """Scrape the pool's ready pods (cached: shared with the HPA's asks),
-        set their deletion cost (:mod:`.scale_in`) and compute ``status.live``
-        (:mod:`..live_status`; None when no pod could be read); scrape the
+        set their deletion cost when leading (:mod:`.scale_in`) and compute
+        ``status.live`` (:mod:`..live_status`; None when no pod could be read); scrape the
         Running pods that are not Ready too, for crash storms
         (:mod:`..crash_storms`: a storming podsup fails readiness)."""
         self.live = None
@@ -165,7 +172,8 @@ class PoolPoller:
             if read or not found:
                 restarts = self.restarts.observe(self._mono(), {pod: f.restarts for pod, f in read.items()})
                 self.live = live_status.aggregate(read.values(), restarts, len(storms))
-            await self.coster.run(pods, scrapes)
+            if leading:
+                await self.coster.run(pods, scrapes)
         except Exception as exc:  # noqa: BLE001 - the queue and status work of the tick go on
             log.warning("pool %s/%s: live scrape failed: %s: %s", self.namespace, self.name,
                         type(exc).__name__, exc)
@@ -259,20 +267,20 @@ class PoolPoller:
         spec = body.get("spec") or {}
         queue = spec.get("queue") or {}
         interval = poll_interval(queue)
+        reading: QueueReading | None = None
         if not queue:
             self.forget()  # a removed queue's depth is no longer served
             self.last_reading = None
-            transition = await self._scale_to_zero(spec, None)
-            await self._live()
-            await self._write_status(body, None, transition)
-            return interval
-        reading = await self._read(queue)
-        self.last_reading = reading
-        self.registry.put(self.namespace, self.name, reading, interval)
-        self.provider.record_queue(self.namespace, self.name, reading.ok, reading.error or "ok")
-        transition = await self._scale_to_zero(spec, reading)
-        await self._live()
-        await self._write_status(body, reading, transition)
+        else:
+            reading = await self._read(queue)
+            self.last_reading = reading
+            self.registry.put(self.namespace, self.name, reading, interval)
+            self.provider.record_queue(self.namespace, self.name, reading.ok, reading.error or "ok")
+        leading = self.leading()  # once per tick: the writes below all or none
+        transition = await self._scale_to_zero(spec, reading) if leading else None
+        await self._live(leading)
+        if leading:
+            await self._write_status(body, reading, transition)
         return interval
 
     def close(self) -> None:
