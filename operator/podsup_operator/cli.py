@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
+import re
 import socket
 import sys
 
@@ -24,7 +26,10 @@ import yaml
 from podsup import names
 
 from . import config, status_cmd
+from .leader_election import DEFAULT_LEASE_NAME, LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, Timings, check_timings
 from .metrics_api.lifecycle import describe
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 #: Exit code of bad input (flags, files, environment), as ``podsup``'s.
 EXIT_USAGE = 2
@@ -39,6 +44,9 @@ HANDLER_MODULES = [
     "podsup_operator.handlers",
     "podsup_operator.metrics_api.kopf_handlers",
 ]
+#: With --leader-elect the metrics API and its pollers run outside kopf on
+#: every replica (metrics_api.serving), not as kopf handlers of the leader.
+OUTSIDE_KOPF_WITH_LEADER_ELECTION = {"podsup_operator.metrics_api.kopf_handlers"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +80,25 @@ def image(text: str) -> str:
     return text
 
 
+def seconds(text: str) -> float:
+    """A duration flag in seconds (the leader election's timings)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and less than 3600 seconds (got {text})")
+    return value
+
+
+def dns_name(text: str) -> str:
+    """A Lease name or namespace: a lowercase RFC 1123 label (at most 63 characters)."""
+    if not _DNS_LABEL.fullmatch(text) or len(text) > 63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lowercase RFC 1123 name (a-z, 0-9, '-', "
+                                         "at most 63 characters, starting and ending alphanumeric)")
+    return text
+
+
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
     scope = run.add_mutually_exclusive_group()
     scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
@@ -101,6 +128,21 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
                           "namespace: created once, renewed before expiry (instead of --tls-cert-file)")
     run.add_argument("--apiservice", action="append", default=[], metavar="NAME",
                      help="APIService whose caBundle is set to --tls-secret's CA (repeatable)")
+    # Several replicas (leader_run): every one serves the metrics API, the Lease holder reconciles.
+    run.add_argument("--leader-elect", action="store_true",
+                     help="run as one of several replicas: only the holder of a coordination.k8s.io Lease "
+                          "reconciles and writes; every replica serves the metrics API from its own poll")
+    run.add_argument("--leader-elect-lease-name", type=dns_name, default=DEFAULT_LEASE_NAME, metavar="NAME",
+                     help="the Lease's name (default %(default)s)")
+    run.add_argument("--leader-elect-lease-namespace", type=dns_name, metavar="NS",
+                     help=f"the Lease's namespace (default: ${config.ENV_POD_NAMESPACE}, the operator's own)")
+    for flag, default, what in (("lease-duration", LEASE_DURATION, "a candidate waits this long after the last "
+                                                                   "renewal it saw before taking over"),
+                                ("renew-deadline", RENEW_DEADLINE, "the leader gives up (exits 1) when it could "
+                                                                   "not renew for this long"),
+                                ("retry-period", RETRY_PERIOD, "between attempts to acquire or renew")):
+        run.add_argument(f"--leader-elect-{flag}", type=seconds, default=default, metavar="SECONDS",
+                         help=f"{what} (default %(default)gs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +227,20 @@ def _taken_port(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _timings(args: argparse.Namespace) -> Timings:
+    return Timings(args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period)
+
+
+def _leader_election_problem(args: argparse.Namespace) -> str | None:
+    """The leader election's flags that cannot work together (one line), or None."""
+    if not args.leader_elect:
+        return None
+    if not (args.leader_elect_lease_namespace or os.environ.get(config.ENV_POD_NAMESPACE)):
+        return (f"--leader-elect needs the Lease's namespace: set --leader-elect-lease-namespace "
+                f"(or ${config.ENV_POD_NAMESPACE}, as the chart does)")
+    return check_timings(_timings(args))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .metrics_api import handlers as metrics_api
 
@@ -195,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    clash = _same_port(args)
+    clash = _same_port(args) or _leader_election_problem(args)
     if clash:
         print(f"error: {clash}", file=sys.stderr)
         return EXIT_USAGE
@@ -221,7 +277,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config.CONFIG.operator_image = args.operator_image
     config.CONFIG.namespaces = list(args.namespace)
     for module in HANDLER_MODULES:
-        importlib.import_module(module)
+        if not (args.leader_elect and module in OUTSIDE_KOPF_WITH_LEADER_ELECTION):
+            importlib.import_module(module)
     settings = kopf.OperatorSettings()
     config.configure_settings(settings)
     try:
@@ -231,6 +288,16 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     namespaces = args.namespace
+    if args.leader_elect:
+        from . import leader_run
+
+        def operator(stop_flag: asyncio.Event):  # liveness: leader_run's /healthz, on every replica
+            return kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+                                 settings=settings, stop_flag=stop_flag)
+
+        lease_namespace = args.leader_elect_lease_namespace or os.environ[config.ENV_POD_NAMESPACE]
+        return asyncio.run(leader_run.run(lease_namespace, args.leader_elect_lease_name, _timings(args),
+                                          (BIND_HOST, args.health_port), namespaces, operator))
     asyncio.run(kopf.operator(
         standalone=True,
         clusterwide=not namespaces,

@@ -124,8 +124,13 @@ def test_options_watch_namespaces_log_format_image_digest_pull_secrets_labels():
 
 # --- RBAC scope -------------------------------------------------------------
 
+def without_lease(objects):
+    """The leader election's Role/RoleBinding (release namespace; tests/chart/test_operator_ha.py) left out."""
+    return [o for o in objects if not o["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_all_namespaces_uses_cluster_role_and_no_role(default_objects):
-    assert not find(default_objects, "Role") and not find(default_objects, "RoleBinding")
+    assert not without_lease(find(default_objects, "Role")) and not without_lease(find(default_objects, "RoleBinding"))
     (role,) = find(default_objects, "ClusterRole")
     binding = one(default_objects, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -140,9 +145,9 @@ def test_all_namespaces_uses_cluster_role_and_no_role(default_objects):
 def test_watched_namespaces_get_namespaced_roles_only(crd_discovery):
     objects = render({"operator": {"watchNamespaces": ["team-a", "team-b"]},
                       "rbac": {"crdDiscovery": crd_discovery}})
-    roles = find(objects, "Role")
+    roles = without_lease(find(objects, "Role"))
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    bindings = find(objects, "RoleBinding")
+    bindings = without_lease(find(objects, "RoleBinding"))
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     cluster_roles = find(objects, "ClusterRole")
     if not crd_discovery:
@@ -178,7 +183,8 @@ def test_rbac_and_serviceaccount_can_be_left_to_the_user():
 
 def test_optional_objects_are_off_by_default(default_objects):
     assert sorted({o["kind"] for o in default_objects if operator_part(o)}) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
+        "ServiceAccount"]  # the Lease's Role: leader election
 
 
 def test_service_monitor_scrapes_the_operator_metrics_port():

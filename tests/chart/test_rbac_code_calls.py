@@ -78,9 +78,12 @@ def method_permission(cls, name: str, args: list[ast.expr]) -> tuple[str, str, s
     else:
         group, rest = parts[1], parts[3:]
     if group == "{group}":  # CustomObjectsApi: group and plural are the call's arguments
-        assert len(args) >= 4, f"{name}: pass group and plural positionally, so the RBAC test can read them"
-        group = resolve(args[0])
-        rest = [resolve(args[3]) if p == "{plural}" else p for p in rest]
+        params = [p for p in inspect.signature(getattr(cls, name)).parameters if p != "self"]
+        by_name = dict(zip(params, args))  # the cluster-wide list has no namespace: plural is third
+        assert "group" in by_name and "plural" in by_name, \
+            f"{name}: pass group and plural positionally, so the RBAC test can read them"
+        group = resolve(by_name["group"])
+        rest = [resolve(by_name["plural"]) if p == "{plural}" else p for p in rest]
     if rest[:1] == ["namespaces"] and len(rest) > 2:
         rest = rest[2:]
     resource, named, sub = rest[0], len(rest) > 1, rest[2:3]
