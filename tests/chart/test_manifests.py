@@ -61,11 +61,13 @@ def test_helpers_are_chart_prefixed():
 
 # --- the operator Deployment ------------------------------------------------
 
-def test_operator_deployment_is_single_recreate_and_hardened(default_objects):
+def test_operator_deployment_is_two_rolling_replicas_and_hardened(default_objects):
+    """Two replicas rolled without ever being one fewer (the metrics API keeps
+    a backend through an upgrade), with leader election (tests/chart/test_operator_ha.py)."""
     dep = one(default_objects, "Deployment")
     spec = dep["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -76,7 +78,7 @@ def test_operator_deployment_is_single_recreate_and_hardened(default_objects):
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"] and container["resources"]["limits"]
     # readiness only gates the metrics API Service (tests/metrics_api/test_chart.py)
-    assert set(container["readinessProbe"]) == {"tcpSocket", "periodSeconds", "failureThreshold"}
+    assert set(container["readinessProbe"]) == {"httpGet", "periodSeconds", "failureThreshold"}
 
 
 def test_operator_ports_and_liveness_probe_match_names(default_objects):
@@ -183,8 +185,8 @@ def test_rbac_and_serviceaccount_can_be_left_to_the_user():
 
 def test_optional_objects_are_off_by_default(default_objects):
     assert sorted({o["kind"] for o in default_objects if operator_part(o)}) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
-        "ServiceAccount"]  # the Lease's Role: leader election
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
+        "ServiceAccount"]  # the PDB and the Lease's Role: two replicas with leader election
 
 
 def test_service_monitor_scrapes_the_operator_metrics_port():

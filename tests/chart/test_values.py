@@ -104,7 +104,7 @@ BAD = [
     ({"operator": {"watchNamespaces": "team-a"}}, "watchNamespaces"),
     ({"image": {"digest": "latest"}}, "digest"),
     ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
-    ({"replicaCount": 2}, "replicaCount"),
+    ({"replicaCount": 0}, "replicaCount"),
     ({"service": {"port": 70000}}, "port"),
     ({"operator": {"livenessProbe": {"periodSeconds": 0}}}, "periodSeconds"),
     ({"serviceMonitor": {"interval": "often"}}, "interval"),

@@ -77,7 +77,9 @@ def test_the_operator_serves_on_the_port_the_service_targets(default_objects):
     args = cli.build_parser().parse_args(container["args"])
     assert args.metrics_api and args.metrics_api_port == names.METRICS_API_POD_PORT
     # the Service routes to the pod only once the HTTPS listener is up
-    assert container["readinessProbe"]["tcpSocket"]["port"] == service["spec"]["ports"][0]["targetPort"]
+    probe = container["readinessProbe"]["httpGet"]  # ready only while its metrics API answers HTTPS
+    assert probe["port"] == service["spec"]["ports"][0]["targetPort"] and probe["scheme"] == "HTTPS"
+    assert probe["path"] == "/readyz"
 
 
 @pytest.mark.parametrize("issuer", [{}, {"name": "corp-ca", "kind": "ClusterIssuer"}], ids=["own CA", "issuerRef"])
