@@ -15,6 +15,7 @@ import json
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -79,6 +80,14 @@ class Replica:
             items = json.load(resp)["items"]
         return float(items[0]["value"]) if items else None
 
+    def not_served(self, ns: str, pool: str, token: str) -> bool:
+        """The pool is unknown to this replica's metrics API (404)."""
+        try:
+            self.queue_depth(ns, pool, token)
+        except urllib.error.HTTPError as exc:
+            return exc.code == 404
+        return False
+
 
 def lease(ns: str) -> dict:
     return (get("lease", LEASE, ns) or {}).get("spec") or {}
@@ -118,6 +127,16 @@ def test_one_replica_leads_and_the_other_takes_over_after_sigkill(tmp_path, redi
             for r in replicas:  # both serve the depth from their own poll
                 wait_for(lambda: r.queue_depth(ns, "jobs-a", token) == 4, 60, interval=0.5,
                          message=f"queue depth 4 from {r.log.name}")
+            # Every replica's own watch: a pool applied now is polled, a deleted one forgotten, on both.
+            redis_queue.client().rpush("jobs-c", "x")
+            cluster.apply(pool("jobs-c", ns, f"redis://127.0.0.1:{redis_queue.port}/0"))
+            for r in replicas:
+                wait_for(lambda: r.queue_depth(ns, "jobs-c", token) == 1, 60, interval=0.5,
+                         message=f"the watched pool's depth from {r.log.name}")
+            kubectl("delete", WP, "jobs-c", "-n", ns, "--wait=true")
+            for r in replicas:
+                wait_for(lambda: r.not_served(ns, "jobs-c", token), 60, interval=0.5,
+                         message=f"the deleted pool forgotten by {r.log.name}")
             assert "acquired the Lease" not in follower.log.read_text()
             assert "kopf" not in follower.log.read_text()  # no reconcile handler ran on the follower
 
