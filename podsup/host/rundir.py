@@ -84,9 +84,24 @@ def _mkdtemp(prefix: str, root: str) -> str:
 
 
 def rmtree(path: str) -> None:
-    """``shutil.rmtree(path, ignore_errors=True)`` (shutil imported only then: at exit or a sweep)."""
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
+    """``shutil.rmtree(path, ignore_errors=True)`` for podsup's own directories,
+    which are flat (sockets, ``*.db`` files, the owner file): their entries are
+    unlinked and the directory removed. Anything else (a subdirectory, an
+    error) is shutil's: importing it (with bz2 and lzma) would cost the pod
+    ~0.6 MB for the rest of its life, and the start-up sweep after a SIGKILLed
+    predecessor would pay it (issue 13)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    raise IsADirectoryError(entry.path)
+                os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        if not os.path.lexists(path):
+            return
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_dir(kind: str, root: str | None = None) -> str:

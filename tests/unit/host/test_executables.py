@@ -57,3 +57,18 @@ def test_made_directories_are_private_and_fresh(tmp_path):
     assert os.stat(one).st_mode & 0o777 == 0o700
     rundir.rmtree(one)
     assert not os.path.exists(one) and os.path.exists(two)
+
+
+def test_rmtree_removes_flat_and_nested_directories_and_ignores_missing_ones(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("a.db", ".podsup-owner", "0.sock"):
+        (flat / name).write_text("x")
+    (flat / "link").symlink_to(tmp_path)                 # a symlink is unlinked, never followed
+    nested = tmp_path / "nested"
+    (nested / "sub").mkdir(parents=True)
+    (nested / "sub" / "f").write_text("x")
+    for path in (flat, nested, tmp_path / "missing"):
+        rundir.rmtree(str(path))
+        assert not path.exists()
+    assert tmp_path.exists()
