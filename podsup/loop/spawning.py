@@ -114,6 +114,8 @@ class Spawning(LoopState):
         self.log.info("worker started", slot=slot.id, pid=pid)
         for ext in self.extensions:
             self._hook(ext, "on_spawn", slot.id, pid)
+        if self.reports is not None:
+            self.reports.prepare()  # the next worker's socket, off the next spawn's path
         return worker
 
     def _cannot_start(self, slot: Slot, exc: OSError, fds: list[int], report: ReportSocket | None) -> None:

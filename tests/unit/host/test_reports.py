@@ -23,3 +23,27 @@ def test_report_dir_nowhere_is_one_line_naming_tmpdir(monkeypatch):
         report_root(deep)
     message = str(info.value)
     assert f"TMPDIR={deep} is too long" in message and "107 bytes" in message and "\n" not in message
+
+
+def test_the_next_workers_socket_is_opened_ahead_and_handed_out_once(tmp_path):
+    import os
+
+    from podsup.host.reports import ReportSockets
+
+    sockets = ReportSockets(str(tmp_path))
+    first = sockets.open()  # nothing ahead yet: opened now
+    sockets.prepare()
+    ahead = sockets.spare
+    assert ahead is not None and os.path.exists(ahead.path) and ahead.path != first.path
+    sockets.prepare()
+    assert sockets.spare is ahead  # one ahead, never more
+    second = sockets.open()
+    assert second is ahead and sockets.spare is None
+    third = sockets.open()
+    assert len({first.path, second.path, third.path}) == 3
+    sockets.prepare()
+    left = sockets.spare.path
+    sockets.close()
+    assert not os.path.exists(left)  # closed and unlinked with the directory's owner
+    for sock in (first, second, third):
+        sock.close()

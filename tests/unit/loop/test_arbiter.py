@@ -253,7 +253,10 @@ SEND_AND_EXIT = "import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_D
 
 
 def sockets(pool) -> list[str]:
-    return sorted(f for f in os.listdir(pool.arb.reports.directory) if f.endswith(".sock"))
+    """Workers' sockets in the report directory (not the next worker's, opened ahead)."""
+    spare = pool.arb.reports.spare
+    ahead = os.path.basename(spare.path) if spare is not None else None
+    return sorted(f for f in os.listdir(pool.arb.reports.directory) if f.endswith(".sock") and f != ahead)
 
 
 def send_and_exit(path: str, line: str) -> None:
